@@ -1,0 +1,85 @@
+"""The results contract: every run writes its config, seed, library versions and git commit
+beside its numbers, atomically (temp file + rename), so nothing half-written is left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from .paths import REPO_ROOT
+
+_LIBS = ("torch", "transformers", "peft", "tokenizers", "accelerate", "numpy", "pandas", "PIL")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that determine the numbers (plus Python)."""
+    import importlib
+
+    out = {"python": platform.python_version()}
+    for name in _LIBS:
+        try:
+            out[name] = importlib.import_module(name).__version__
+        except Exception:  # pragma: no cover - a library that is not installed
+            out[name] = "not installed"
+    return out
+
+
+def git_commit() -> str:
+    """The repository's HEAD commit (with ``-dirty`` when the tree has changes), or
+    ``"unknown"`` outside a git checkout."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except Exception:
+        return "unknown"
+
+
+def run_metadata(config: Any = None, seed: int | None = None, **extra: Any) -> dict[str, Any]:
+    """The provenance block written beside every result."""
+    cfg = asdict(config) if is_dataclass(config) else config
+    return {"config": cfg, "seed": seed, "versions": library_versions(),
+            "git_commit": git_commit(), **extra}
+
+
+def _jsonable(o: Any) -> Any:
+    if is_dataclass(o):
+        return asdict(o)
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temp file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON, atomically."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=_jsonable, sort_keys=False) + "\n")
+
+
+def atomic_write_csv(path: str | Path, frame: "Any") -> Path:
+    """Write a pandas DataFrame as CSV (no index), atomically."""
+    return atomic_write_text(path, frame.to_csv(index=False, float_format="%.4f"))
