@@ -267,7 +267,9 @@ def build_siu_records(concept: Any, forget_image: Image.Image, others: Sequence[
             raise ConfigError("target (d) needs at least one other concept")
         for _ in range(cfg.n_other_facts):
             other = rng.choice(pool)
-            records += _fact_records(other, facts_of(other), 1, rng, "d")
+            facts = list(facts_of(other))
+            rng.shuffle(facts)  # a random fact of a random other concept
+            records += _fact_records(other, facts, 1, rng, "d")
     return records
 
 
