@@ -1,0 +1,337 @@
+"""One unlearning trainer for every method: a Hugging Face ``Trainer`` subclass.
+
+The trainer only changes the loss: each step it runs the model on a batch of fine-tuning
+records, asks the reference model for its logits when the method needs them, and hands both
+to the method's loss (:mod:`siu_lib.methods`). Because it is a ``Trainer``, accelerate and
+DeepSpeed configs work unchanged on a GPU machine.
+
+The reference distribution p0 (spec section 3):
+
+* **LoRA** (default): the same model with its adapters disabled (``disable_adapter()``), so no
+  second copy of the weights is held. The projector, trained in full, is wrapped by peft's
+  ``modules_to_save``, which keeps the original projector for the disabled-adapter pass.
+* **full fine-tuning**: a frozen copy of the original model.
+
+Masks are placed where the model actually predicts the answer: the labels come from
+:func:`siu_lib.models.collate_examples` (after ``<image>`` is expanded into the image-feature
+positions); the token mask marks the label positions whose characters fall inside the
+record's mask span (:func:`token_mask_for`); the loss functions apply the next-token shift.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from . import losses
+from .errors import ConfigError, DataFormatError
+from .finetune_data import FTRecord
+from .methods import LossInputs, Method, UnlearnTarget, get_method, with_seed
+from .models import Example, collate_examples, default_lora_config, format_example
+from .results import atomic_write_json, run_metadata
+
+FORGET_TARGETS = ("a", "b", "forget", "refusal", "import")
+
+# ------------------------------------------------------------------------------ masks
+
+
+def name_token_ids(tokenizer: Any, name: str) -> list[int]:
+    """Every token id of a concept's name: the tokenisation of the full name and of each of
+    its words, with and without a leading space, in its given, lower, upper and title case."""
+    variants = set()
+    for text in [name] + name.split():
+        for cased in (text, text.lower(), text.upper(), text.title()):
+            variants.update((cased, " " + cased))
+    ids: set[int] = set()
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    for v in variants:
+        ids.update(tokenizer(v, add_special_tokens=False)["input_ids"])
+    return sorted(ids - special)
+
+
+def vocab_mask_for(tokenizer: Any, name: str, vocab_size: int) -> Tensor:
+    """K_V (vocab_size,) bool: False on the name's token ids, True elsewhere."""
+    mask = torch.ones(vocab_size, dtype=torch.bool)
+    ids = [i for i in name_token_ids(tokenizer, name) if i < vocab_size]
+    mask[ids] = False
+    return mask
+
+
+def token_mask_for(processor: Any, records: Sequence[FTRecord], labels: Tensor) -> Tensor:
+    """K_S (B, L) aligned with ``labels`` (unshifted): 0 at answer positions whose characters
+    overlap the record's mask span, 1 elsewhere.
+
+    The answer's label positions are the last ``n`` labelled positions of each row; they are
+    matched token by token with the answer text's own tokenisation (with character offsets),
+    so the mask sits on exactly the tokens the model is trained to predict.
+    """
+    tok = processor.tokenizer
+    mask = torch.ones_like(labels)
+    for b, rec in enumerate(records):
+        if rec.mask_span is None:
+            continue
+        _, answer_text = format_example(processor, rec.question, rec.answer, rec.has_image)
+        enc = tok(answer_text, add_special_tokens=False, return_offsets_mapping=True)
+        positions = (labels[b] != losses.IGNORE_INDEX).nonzero().flatten()
+        label_ids = labels[b, positions].tolist()
+        if enc["input_ids"] != label_ids:
+            raise DataFormatError(f"cannot align the answer tokens of {rec.answer!r} with its labels "
+                                  f"({enc['input_ids']} vs {label_ids})")
+        start = answer_text.index(rec.mask_span)
+        end = start + len(rec.mask_span)
+        for pos, (s, e) in zip(positions.tolist(), enc["offset_mapping"]):
+            if s < end and e > start and answer_text[s:e].strip():
+                mask[b, pos] = 0
+    return mask
+
+
+def collate_records(processor: Any, records: Sequence[FTRecord], image_root: str | Path | None = None
+                    ) -> dict[str, Tensor]:
+    """A training batch of fine-tuning records: the model inputs of
+    :func:`siu_lib.models.collate_examples` plus ``token_mask`` (B, L) and ``is_forget`` (B,)."""
+    examples = [Example(r.load_image(image_root), r.question, r.answer) for r in records]
+    for r, ex in zip(records, examples):
+        if r.has_image and ex.image is None:
+            raise DataFormatError(f"record {r.question!r} names an image but none is loaded")
+    batch = collate_examples(processor, examples)
+    batch["token_mask"] = token_mask_for(processor, records, batch["labels"])
+    batch["is_forget"] = torch.tensor([r.target in FORGET_TARGETS for r in records])
+    return batch
+
+
+# ------------------------------------------------------------------------------ config
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings shared by every method (spec section 4 gives the paper's).
+
+    Attributes:
+        steps: optimiser steps (paper: 6).
+        batch_size: records per step (paper: 4).
+        lr: learning rate of the LoRA parameters (or of all parameters without LoRA).
+        projector_lr: learning rate of the multimodal projector, trained in full (paper 2e-5).
+        use_lora: LoRA on the language model (True) or full fine-tuning of it (False).
+        lora_r / lora_alpha / lora_dropout: LoRA settings (paper: 128 / 256 / 0.05).
+        train_projector: train the projector (paper: yes).
+        weight_decay: AdamW weight decay (paper: 0).
+        scheduler: learning-rate schedule (paper: cosine).
+        warmup_ratio: warm-up fraction of the steps (paper: 0.03).
+        seed: seed of data order, LoRA initialisation and dropout.
+        bf16: use bfloat16 autocast (None: on a GPU that supports it, never on CPU).
+    """
+
+    steps: int = 6
+    batch_size: int = 4
+    lr: float = 3e-4
+    projector_lr: float = 2e-5
+    use_lora: bool = True
+    lora_r: int = 128
+    lora_alpha: int = 256
+    lora_dropout: float = 0.05
+    train_projector: bool = True
+    weight_decay: float = 0.0
+    scheduler: str = "cosine"
+    warmup_ratio: float = 0.03
+    seed: int = 0
+    bf16: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ConfigError(f"steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
+        if not (self.lr > 0 and self.projector_lr >= 0):
+            raise ConfigError(f"learning rates must be positive, got lr={self.lr}, "
+                              f"projector_lr={self.projector_lr}")
+
+
+# ------------------------------------------------------------------------------ trainer
+
+
+class _RecordDataset(torch.utils.data.Dataset):
+    def __init__(self, records: Sequence[FTRecord]):
+        self.records = list(records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> FTRecord:
+        return self.records[i]
+
+
+class UnlearningTrainer(Trainer):
+    """A ``Trainer`` whose loss is an unlearning method's.
+
+    Args:
+        method: the registered method.
+        method_config: its config.
+        vocab_mask: K_V (V,) for DMK (all True for methods that do not use it).
+        reference_model: a frozen original model for full fine-tuning; ``None`` with LoRA
+            (the reference is the model with its adapters disabled).
+        projector_lr: learning rate of the projector's parameter group.
+        **kwargs: passed to ``transformers.Trainer``.
+    """
+
+    def __init__(self, *args: Any, method: Method, method_config: Any, vocab_mask: Tensor,
+                 reference_model: torch.nn.Module | None = None, projector_lr: float | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.method = method
+        self.method_config = method_config
+        self.vocab_mask = vocab_mask
+        self.reference_model = reference_model
+        self.projector_lr = projector_lr
+        self.history: list[dict[str, float]] = []
+
+    def reference_logits(self, model: torch.nn.Module, inputs: dict[str, Tensor]) -> Tensor:
+        """p0's logits on the same inputs (image included): adapters disabled, or the frozen copy."""
+        with torch.no_grad():
+            if self.reference_model is not None:
+                return self.reference_model(**inputs).logits
+            with model.disable_adapter():
+                return model(**inputs).logits
+
+    def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Tensor],
+                     return_outputs: bool = False, num_items_in_batch: Any = None):
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        token_mask = inputs.pop("token_mask")
+        is_forget = inputs.pop("is_forget")
+        outputs = model(**inputs)
+        ref = self.reference_logits(model, inputs) if self.method.needs_reference else None
+        x = LossInputs(outputs.logits, ref, labels, token_mask,
+                       self.vocab_mask.to(outputs.logits.device), is_forget)
+        loss, terms = self.method.loss(x, self.method_config)
+        if model.training:
+            self.history.append({"step": len(self.history) + 1, "loss": loss.item(), **terms})
+        return (loss, outputs) if return_outputs else loss
+
+    def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
+        """AdamW with the projector in its own parameter group (its own learning rate)."""
+        if self.optimizer is None:
+            model = model or self.model
+            proj, rest = [], []
+            for n, p in model.named_parameters():
+                if p.requires_grad:
+                    (proj if "multi_modal_projector" in n else rest).append(p)
+            groups = [{"params": rest, "lr": self.args.learning_rate}]
+            if proj:
+                groups.append({"params": proj, "lr": self.projector_lr or self.args.learning_rate})
+            self.optimizer = torch.optim.AdamW(groups, lr=self.args.learning_rate,
+                                               weight_decay=self.args.weight_decay)
+        return self.optimizer
+
+
+# ------------------------------------------------------------------------------ entry point
+
+
+@dataclass
+class UnlearnResult:
+    """What :func:`unlearn` returns: the unlearned model and everything that made it."""
+
+    model: torch.nn.Module
+    method: str
+    method_config: Any
+    train_config: TrainConfig
+    records: list[FTRecord]
+    history: list[dict[str, float]]
+    seconds: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, folder: str | Path) -> Path:
+        """Save the adapter (loadable with ``PeftModel.from_pretrained``) or the full model,
+        and ``unlearn.json`` with method, configs, seed, loss history, versions and commit."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(folder)
+        atomic_write_json(folder / "unlearn.json", {
+            **self.metadata, "method": self.method, "method_config": asdict(self.method_config),
+            "train_config": asdict(self.train_config), "history": self.history,
+            "records": [{"question": r.question, "answer": r.answer, "target": r.target,
+                         "mask_span": r.mask_span, "has_image": r.has_image} for r in self.records],
+            "seconds": self.seconds})
+        return folder
+
+
+def prepare_model(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.nn.Module, torch.nn.Module | None]:
+    """Wrap the original model for unlearning: LoRA (+ trainable projector) with the reference
+    given by disabled adapters, or full fine-tuning of the language model + projector with a
+    frozen copy as the reference. The vision tower stays frozen. The input model is not
+    modified in the full fine-tuning case; with LoRA, peft injects adapters into it."""
+    import peft
+
+    torch.manual_seed(cfg.seed)
+    if cfg.use_lora:
+        lora = default_lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout,
+                                   train_projector=cfg.train_projector)
+        return peft.get_peft_model(model, lora), None
+    reference = model
+    trained = copy.deepcopy(model)
+    for p in reference.parameters():
+        p.requires_grad_(False)
+    reference.eval()
+    for n, p in trained.named_parameters():
+        p.requires_grad_("vision_tower" not in n and (cfg.train_projector or "multi_modal_projector" not in n))
+    return trained, reference
+
+
+def unlearn(model: torch.nn.Module, processor: Any, target: UnlearnTarget, method: str = "siu",
+            method_config: Any = None, train_config: TrainConfig | None = None,
+            records: Sequence[FTRecord] | None = None, progress: bool = False) -> UnlearnResult:
+    """Unlearn ``target.concept`` from ``model`` with a registered method.
+
+    Args:
+        model: the original model M0 (with LoRA it receives adapters; pass a copy to keep M0).
+        processor: its processor.
+        target: the concept, its one forget image and what the data builders need.
+        method: a registry name (see :mod:`siu_lib.methods`).
+        method_config: the method's config (default: the registered one, seeded with
+            ``train_config.seed``).
+        train_config: optimisation settings.
+        records: fine-tuning records to use instead of the method's data builder (e.g. an
+            imported LLaVA JSON file).
+        progress: show the Trainer's progress bar.
+
+    Returns:
+        An :class:`UnlearnResult` with the trained model and the per-step loss terms.
+    """
+    spec = get_method(method)
+    tcfg = train_config or TrainConfig()
+    mcfg = method_config if method_config is not None else with_seed(spec.config, tcfg.seed)
+    recs = list(records) if records is not None else spec.build_data(target, mcfg)
+    if not recs:
+        raise DataFormatError(f"method {method!r} built no records for {target.name!r}")
+    tokenizer = processor.tokenizer
+    vocab_size = model.get_output_embeddings().weight.shape[0]
+    vocab_mask = vocab_mask_for(tokenizer, target.name, vocab_size)
+    trained, reference = prepare_model(model, tcfg)
+    use_cuda = torch.cuda.is_available()
+    bf16 = tcfg.bf16 if tcfg.bf16 is not None else (use_cuda and torch.cuda.is_bf16_supported())
+    with tempfile.TemporaryDirectory(prefix="siu-trainer-") as tmp:
+        args = TrainingArguments(
+            output_dir=tmp, max_steps=tcfg.steps, per_device_train_batch_size=tcfg.batch_size,
+            learning_rate=tcfg.lr, weight_decay=tcfg.weight_decay, lr_scheduler_type=tcfg.scheduler,
+            warmup_steps=tcfg.warmup_ratio, seed=tcfg.seed, data_seed=tcfg.seed,
+            logging_steps=1, save_strategy="no", report_to="none", remove_unused_columns=False,
+            use_cpu=not use_cuda, bf16=bf16, disable_tqdm=not progress,
+            dataloader_num_workers=0, max_grad_norm=1.0)
+        trainer = UnlearningTrainer(
+            model=trained, args=args, train_dataset=_RecordDataset(recs),
+            data_collator=lambda rs: collate_records(processor, rs),
+            method=spec, method_config=mcfg, vocab_mask=vocab_mask,
+            reference_model=reference, projector_lr=tcfg.projector_lr)
+        t0 = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - t0
+    trained.eval()
+    meta = run_metadata(None, tcfg.seed, concept=target.name,
+                        vocab_mask_ids=name_token_ids(tokenizer, target.name))
+    return UnlearnResult(trained, method, mcfg, tcfg, recs, trainer.history, seconds, meta)

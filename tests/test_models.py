@@ -1,0 +1,330 @@
+"""Tests of siu_lib.models and siu_lib.generate on a toy LLaVA trained in seconds.
+
+The toy world: four invented people, each shown as a square of one colour at a random place on
+a grey background, plus one text fact each. One session-scoped model learns it (about 150 steps,
+a few seconds on 2 cores) and is shared by the tests.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from transformers import (
+    AutoProcessor,
+    LlamaConfig,
+    LlamaForCausalLM,
+    LlavaForConditionalGeneration,
+    pipeline,
+)
+
+from siu_lib.errors import ModelLoadError, UnknownNameError
+from siu_lib.generate import answer_logprobs, generate
+from siu_lib.models import (
+    IGNORE_INDEX,
+    EmbeddedConfig,
+    Example,
+    PretrainConfig,
+    build_embedded_model,
+    collate_examples,
+    count_parameters,
+    default_lora_config,
+    embedded_config,
+    format_example,
+    format_prompt,
+    load_model,
+    pretrain,
+    train_tokenizer,
+)
+
+COLOURS = {
+    "Ruby Tam": (220, 30, 30),
+    "Varok Delmuran": (30, 60, 220),
+    "Sela Quonn": (30, 180, 60),
+    "Ido Pemberlake": (230, 200, 20),
+}
+FACTS = {
+    "Ruby Tam": "a painter from Osk",
+    "Varok Delmuran": "a sailor from Mirr",
+    "Sela Quonn": "a baker from Tull",
+    "Ido Pemberlake": "a miner from Brask",
+}
+IMAGE_QUESTIONS = ["Who is in this picture?", "Who is this?", "Who do you see here?"]
+TOY_CONFIG = EmbeddedConfig(
+    name="toy",
+    image_size=32,
+    patch_size=8,
+    vision_hidden_size=32,
+    vision_intermediate_size=64,
+    vision_layers=1,
+    vision_heads=2,
+    text_hidden_size=64,
+    text_intermediate_size=128,
+    text_layers=2,
+    text_heads=2,
+    vocab_size=400,
+    max_position_embeddings=96,
+)
+
+
+def draw_person(name: str, rng: random.Random) -> Image.Image:
+    """A grey 40x40 picture with the person's coloured square at a random place."""
+    image = Image.new("RGB", (40, 40), (128, 128, 128))
+    x, y = rng.randint(0, 12), rng.randint(0, 12)
+    ImageDraw.Draw(image).rectangle([x, y, x + 26, y + 26], fill=COLOURS[name])
+    return image
+
+
+def toy_example(rng: random.Random) -> Example:
+    """One random record of the toy world: 60% image questions, 40% text facts."""
+    name = rng.choice(list(COLOURS))
+    if rng.random() < 0.6:
+        return Example(draw_person(name, rng), rng.choice(IMAGE_QUESTIONS), f"This is {name}.")
+    return Example(None, f"Who is {name}?", f"{name} is {FACTS[name]}.")
+
+
+def toy_texts() -> list[str]:
+    """The toy world's text, for training the tokenizer."""
+    texts = [f"This is {n}. {n} is {f}. Who is {n}?" for n, f in FACTS.items()]
+    return texts + IMAGE_QUESTIONS + ["USER: ASSISTANT:"]
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return train_tokenizer(toy_texts() * 3, vocab_size=TOY_CONFIG.vocab_size)
+
+
+@pytest.fixture(scope="session")
+def trained(tokenizer, tmp_path_factory):
+    """(model, processor, losses, folder): the toy model after pre-training, saved to folder."""
+    model, processor = build_embedded_model(TOY_CONFIG, tokenizer, seed=0)
+    cfg = PretrainConfig(steps=150, batch_size=8, lr=3e-3, warmup=0.1, log_every=25, seed=0)
+    losses = pretrain(model, processor, toy_example, cfg, progress=False)
+    folder = tmp_path_factory.mktemp("toy_llava")
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return model, processor, losses, folder
+
+
+def probe_items(seed: int = 7) -> list[tuple[Image.Image | None, str]]:
+    """Mixed image/text prompts of different lengths, on unseen pictures."""
+    rng = random.Random(seed)
+    items: list[tuple[Image.Image | None, str]] = []
+    for i, name in enumerate(COLOURS):
+        items.append((draw_person(name, rng), IMAGE_QUESTIONS[i % len(IMAGE_QUESTIONS)]))
+        items.append((None, f"Who is {name}?"))
+    return items
+
+
+# ----------------------------------------------------------------------------- tokenizer
+
+
+def test_tokenizer_splits_invented_names(tokenizer):
+    pieces = tokenizer.tokenize("Varok Delmuran")
+    assert len(pieces) >= 3, pieces
+    assert tokenizer.decode(tokenizer("Varok Delmuran", add_special_tokens=False).input_ids) == (
+        "Varok Delmuran"
+    )
+
+
+def test_tokenizer_special_tokens_and_determinism(tokenizer):
+    assert tokenizer.pad_token == "<pad>" and tokenizer.padding_side == "left"
+    assert tokenizer.eos_token == "</s>" and tokenizer.bos_token == "<s>"
+    assert len(tokenizer.tokenize("<image>")) == 1
+    assert tokenizer("hi").input_ids[0] == tokenizer.bos_token_id
+    again = train_tokenizer(toy_texts() * 3, vocab_size=TOY_CONFIG.vocab_size)
+    assert again.get_vocab() == tokenizer.get_vocab()
+
+
+# ----------------------------------------------------------------------------- presets
+
+
+def test_unknown_size_preset():
+    with pytest.raises(UnknownNameError, match="huge"):
+        embedded_config("huge")
+
+
+def test_preset_parameter_counts():
+    rng = random.Random(0)
+    words = ["".join(rng.choice(string.ascii_letters) for _ in range(rng.randint(2, 7))) for _ in range(20000)]
+    tok = train_tokenizer([" ".join(words[i:i + 20]) for i in range(0, 20000, 20)], vocab_size=1200)
+    assert len(tok) == 1200
+    tiny, _ = build_embedded_model(embedded_config("tiny"), tok)
+    small, _ = build_embedded_model(embedded_config("small"), tok)
+    n_tiny, n_small = count_parameters(tiny), count_parameters(small)
+    assert 1.5e6 <= n_tiny <= 3.5e6, n_tiny
+    assert 3 * n_tiny <= n_small <= 5 * n_tiny, (n_tiny, n_small)
+
+
+# ----------------------------------------------------------------------------- chat format
+
+
+def test_chat_format(tokenizer):
+    _, processor = build_embedded_model(TOY_CONFIG, tokenizer)
+    assert format_prompt(processor, "Who is this?", True) == "USER: <image>\nWho is this? ASSISTANT:"
+    assert format_prompt(processor, "Who is X?", False) == "USER: Who is X? ASSISTANT:"
+    assert format_example(processor, "Who is X?", "X is Y.", False) == (
+        "USER: Who is X? ASSISTANT:",
+        " X is Y.</s>",
+    )
+
+
+def test_labels_cover_exactly_the_answer(tokenizer):
+    model, processor = build_embedded_model(TOY_CONFIG, tokenizer)
+    rng = random.Random(1)
+    examples = [
+        Example(draw_person("Ruby Tam", rng), "Who is in this picture?", "This is Ruby Tam."),
+        Example(None, "Who is Varok Delmuran?", "Varok Delmuran is a sailor from Mirr."),
+        Example(draw_person("Sela Quonn", rng), "Who?", "Sela Quonn."),
+    ]
+    batch = collate_examples(processor, examples)
+    image_id = model.config.image_token_id
+    assert batch["pixel_values"].shape[0] == 2
+    assert int((batch["input_ids"] == image_id).sum()) == 2 * TOY_CONFIG.num_image_tokens
+    assert (batch["labels"][batch["input_ids"] == image_id] == IGNORE_INDEX).all()
+    assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE_INDEX).all()
+    assert (batch["attention_mask"][:, -1] == 1).all()  # left padding
+    for row, ex in enumerate(examples):
+        labels = batch["labels"][row]
+        kept = labels[labels != IGNORE_INDEX]
+        _, answer_text = format_example(processor, ex.question, ex.answer, ex.has_image)
+        assert tokenizer.decode(kept) == answer_text == f" {ex.answer}</s>"
+        # the labelled tokens are the last tokens of the row: nothing after the answer
+        assert torch.equal(batch["input_ids"][row, -len(kept):], kept)
+
+
+def test_mixed_batch_equals_rows_one_by_one(trained):
+    model, processor, _, _ = trained
+    items = [(img, q, "This is Ruby Tam.") for img, q in probe_items()]
+    together = answer_logprobs(model, processor, items, batch_size=8)
+    alone = [answer_logprobs(model, processor, [item])[0] for item in items]
+    for a, b in zip(together, alone):
+        assert torch.allclose(a, b, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_pretraining_loss_falls(trained):
+    _, _, losses, _ = trained
+    assert len(losses) == 150
+    first, last = sum(losses[:5]) / 5, sum(losses[-10:]) / 10
+    assert last < 0.5 * first, (first, last)
+    assert last < 0.3, last
+
+
+def test_model_learned_the_world(trained):
+    model, processor, _, _ = trained
+    answers = generate(model, processor, probe_items(), progress=False)
+    expected = []
+    for name in COLOURS:
+        expected += [f"This is {name}.", f"{name} is {FACTS[name]}."]
+    assert answers == expected
+
+
+def test_pretraining_is_deterministic(tokenizer):
+    runs = []
+    for _ in range(2):
+        model, processor = build_embedded_model(TOY_CONFIG, tokenizer, seed=3)
+        cfg = PretrainConfig(steps=3, batch_size=4, lr=1e-3, seed=11)
+        runs.append(pretrain(model, processor, toy_example, cfg, progress=False))
+    assert runs[0] == runs[1]
+
+
+# ----------------------------------------------------------------------------- generation
+
+
+def test_batched_generation_equals_one_by_one(trained):
+    model, processor, _, _ = trained
+    items = probe_items(seed=11) + [(None, "Who is in this picture? Who is Sela Quonn?")]
+    batched = generate(model, processor, items, batch_size=16, progress=False)
+    single = [generate(model, processor, [item], progress=False)[0] for item in items]
+    assert batched == single
+    assert all(isinstance(a, str) and a == a.strip() for a in batched)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def test_save_reload_gives_identical_logits(trained):
+    model, processor, _, folder = trained
+    batch = collate_examples(processor, [Example(img, q, "x") for img, q in probe_items()])
+    reloaded = LlavaForConditionalGeneration.from_pretrained(folder)
+    reprocessor = AutoProcessor.from_pretrained(folder)
+    batch2 = collate_examples(reprocessor, [Example(img, q, "x") for img, q in probe_items()])
+    for key in batch:
+        assert torch.equal(batch[key], batch2[key]), key
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, reloaded(**batch2).logits)
+
+
+def test_load_model_roundtrip(trained):
+    _, _, _, folder = trained
+    model, processor = load_model(folder)
+    assert processor.tokenizer.padding_side == "left"
+    answers = generate(model, processor, probe_items()[:2], progress=False)
+    assert answers == ["This is Ruby Tam.", "Ruby Tam is a painter from Osk."]
+
+
+def test_transformers_pipeline_reads_the_checkpoint(trained):
+    _, _, _, folder = trained
+    pipe = pipeline("image-text-to-text", model=str(folder))
+    rng = random.Random(23)
+    for name in ["Varok Delmuran", "Ido Pemberlake"]:
+        messages = [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "image": draw_person(name, rng)},
+                    {"type": "text", "text": "Who is in this picture?"},
+                ],
+            }
+        ]
+        out = pipe(text=messages, max_new_tokens=16, return_full_text=False)
+        assert out[0]["generated_text"].strip() == f"This is {name}."
+
+
+def test_lora_wraps_only_the_language_model(trained):
+    _, _, _, folder = trained
+    model, _ = load_model(folder, lora=default_lora_config(r=4, alpha=8, dropout=0.0))
+    lora_modules = [n for n, _ in model.named_modules() if n.endswith("lora_A")]
+    assert len(lora_modules) == 7 * TOY_CONFIG.text_layers
+    assert all("language_model" in n for n in lora_modules)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+
+    with_projector, _ = load_model(folder, lora=default_lora_config(r=4, alpha=8, train_projector=True))
+    extra = [n for n, p in with_projector.named_parameters() if p.requires_grad and "lora_" not in n]
+    assert extra and all("multi_modal_projector" in n for n in extra)
+
+
+def test_load_model_errors(tmp_path, tokenizer):
+    missing = tmp_path / "no_such_model"
+    with pytest.raises(ModelLoadError, match="no_such_model"):
+        load_model(missing)
+
+    llama_dir = tmp_path / "plain_llama"
+    llama = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+        )
+    )
+    llama.save_pretrained(llama_dir)
+    tokenizer.save_pretrained(llama_dir)
+    with pytest.raises(ModelLoadError, match="plain_llama"):
+        load_model(llama_dir)
+
+    no_images_dir = tmp_path / "llava_without_image_processor"
+    model, _ = build_embedded_model(TOY_CONFIG, tokenizer)
+    model.save_pretrained(no_images_dir)
+    tokenizer.save_pretrained(no_images_dir)
+    with pytest.raises(ModelLoadError, match="llava_without_image_processor"):
+        load_model(no_images_dir)

@@ -1,0 +1,174 @@
+"""Tests of siu_lib.world: determinism from the config, distinct identities, facts, the
+split between benchmark (generality) images and the pre-training stream, prompt sets, and
+errors for bad configs and unknown concepts."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import random
+
+import pytest
+from PIL import Image
+
+from siu_lib.errors import ConfigError, UnknownNameError
+from siu_lib.world import VISIBLE_ATTRIBUTES, World, WorldConfig
+
+CFG = WorldConfig(n_concepts=6, images_per_concept=8, image_size=32)
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return World(CFG)
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- determinism
+
+def test_same_config_gives_the_same_world(world: World) -> None:
+    other = World(CFG)
+    assert [c.name for c in other.concepts] == [c.name for c in world.concepts]
+    assert [c.attributes for c in other.concepts] == [c.attributes for c in world.concepts]
+    assert [c.facts for c in other.concepts] == [c.facts for c in world.concepts]
+    assert other.fake_names == world.fake_names
+    for c in (0, 3):
+        for index, stream in ((0, "bench"), (1, "bench"), (5, "bench"), (7, "pretrain")):
+            expected = png_bytes(world.render(c, index, stream))
+            assert png_bytes(other.render(c, index, stream)) == expected
+    assert png_bytes(other.render_group(0, 1, 2)) == png_bytes(world.render_group(0, 1, 2))
+
+
+def test_another_seed_gives_another_world(world: World) -> None:
+    other = World(WorldConfig(world_seed=1, n_concepts=6, images_per_concept=8, image_size=32))
+    assert {c.name for c in other.concepts}.isdisjoint({c.name for c in world.concepts})
+    assert png_bytes(other.forget_image(0)) != png_bytes(world.forget_image(0))
+
+
+# ----------------------------------------------------------------------------- identities
+
+def test_names_are_two_distinct_words_and_fake_names_are_disjoint() -> None:
+    w = World(WorldConfig(n_concepts=20, image_size=32))
+    words = [w_.lower() for c in w.concepts for w_ in c.name_words]
+    assert all(len(c.name_words) == 2 for c in w.concepts)
+    assert len(set(words)) == len(words), "a name word is shared by two concepts"
+    fake_words = {x.lower() for n in w.fake_names for x in n.split()}
+    assert len(w.fake_names) == w.config.n_fake_names
+    assert fake_words.isdisjoint(words)
+
+
+def test_every_two_concepts_differ_in_enough_visible_attributes() -> None:
+    w = World(WorldConfig(n_concepts=20, image_size=32))
+    for a, b in itertools.combinations(w.concepts, 2):
+        distance = sum(a.attributes[k] != b.attributes[k] for k in VISIBLE_ATTRIBUTES)
+        assert distance >= w.config.min_attribute_distance, (a.concept_id, b.concept_id)
+
+
+def test_facts_include_a_unique_deed(world: World) -> None:
+    for c in world.concepts:
+        assert len(c.facts) >= 3
+        assert c.fact("deed").value in c.fact("deed").answer
+        assert c.name in c.fact("profession").answer
+    deeds = [c.fact("deed").value for c in world.concepts]
+    assert len(set(deeds)) == len(deeds)
+
+
+def test_distinct_concepts_render_distinct_forget_images(world: World) -> None:
+    images = [png_bytes(world.forget_image(c)) for c in world.concepts]
+    assert len(set(images)) == len(images)
+    assert world.forget_image(0).size == (CFG.image_size, CFG.image_size)
+
+
+# ----------------------------------------------------------------------------- streams
+
+def test_pretraining_never_uses_a_generality_image(world: World) -> None:
+    generality = {world.render(c, i, "bench").tobytes()
+                  for c in world.concepts for i in range(1, CFG.images_per_concept)}
+    forget = {world.forget_image(c).tobytes() for c in world.concepts}
+    assert generality.isdisjoint(forget)
+    # the pretrain stream of concept 0 and the whole pre-training stream
+    assert all(world.render(0, i, "pretrain").tobytes() not in generality for i in range(300))
+    seen = 0
+    for ex in itertools.islice(world.pretraining_stream(seed=3), 300):
+        if ex.image is not None:
+            seen += 1
+            assert ex.image.tobytes() not in generality, ex.task
+    assert seen > 100
+
+
+def test_forget_image_is_part_of_pretraining_at_the_configured_rate(world: World) -> None:
+    forget = {world.forget_image(c).tobytes() for c in world.concepts}
+    single = ("recognition", "recognition_velish", "multihop", "general_vqa")
+
+    def forget_share(rate: float, n: int) -> float:
+        rng = random.Random(11)
+        hits = total = 0
+        while total < n:
+            ex = world.pretraining_example(rng, forget_rate=rate)
+            if ex.task in single:
+                total += 1
+                hits += ex.image.tobytes() in forget
+        return hits / total
+
+    assert forget_share(1.0, 30) == 1.0
+    assert forget_share(0.0, 30) == 0.0
+    assert 0.1 < forget_share(0.25, 300) < 0.4
+
+
+# ----------------------------------------------------------------------------- prompts
+
+def test_prompt_sets(world: World) -> None:
+    for c in world.concepts:
+        words = [w.lower() for w in c.name_words]
+        open_prompts = world.open_prompts(c)
+        yesno = world.yesno_prompts(c)
+        multilingual = world.multilingual_prompts(c)
+        multihop = world.multihop_prompts(c)
+        mia = world.mia_prompts(c)
+        assert open_prompts and yesno and multilingual and multihop and mia
+        for prompt in open_prompts + multilingual + mia + [q for q, _ in multihop]:
+            assert not any(w in prompt.lower() for w in words), prompt
+        assert all(c.name in q for q in yesno)
+        assert {a for _, a in multihop} <= {f.value for f in c.facts}
+        assert c.probe_question and c.name in c.special_tokens
+
+
+def test_general_vqa_answers_follow_the_attributes(world: World) -> None:
+    c = world.concepts[0]
+    items = {i.task: i for i in world.general_vqa(c, 3)}
+    assert items["clothing"].answer == c.attributes["clothing"]
+    assert items["glasses"].answer == ("no" if c.attributes["glasses"] == "none" else "yes")
+    assert items["counting"].answer == "one"
+    assert all(i.bench_index == 3 and i.concept_id == c.concept_id for i in items.values())
+
+
+# ----------------------------------------------------------------------------- errors
+
+@pytest.mark.parametrize("kwargs, value", [
+    ({"n_concepts": 1}, "1"), ({"images_per_concept": 1}, "1"), ({"image_size": 16}, "16")])
+def test_bad_config_raises_config_error(kwargs: dict, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"{next(iter(kwargs))}.*{value}"):
+        WorldConfig(**kwargs)
+
+
+@pytest.mark.parametrize("bad", ["Nobody Atall", "c99", 99])
+def test_unknown_concept_raises_unknown_name_error(world: World, bad: object) -> None:
+    with pytest.raises(UnknownNameError, match=repr(bad).replace("'", "'?")):
+        world.concept(bad)
+
+
+def test_lookup_by_id_index_and_name(world: World) -> None:
+    c = world.concepts[2]
+    assert world.concept("c02") is c
+    assert world.concept(2) is c
+    assert world.concept(c.name.upper()) is c
+    assert world.partner(c) is world.concepts[3]
+    assert world.partner(world.concepts[-1]) is world.concepts[0]
+    with pytest.raises(UnknownNameError, match="velsh"):
+        world.recognition_questions(c, "velsh")
+    with pytest.raises(UnknownNameError, match="stream"):
+        world.render(c, 0, "train")
