@@ -93,7 +93,7 @@ from tqdm.auto import tqdm
 from .errors import BenchmarkError, UnknownNameError
 from .paths import REPO_ROOT, mmubench_dir
 from .results import atomic_write_text
-from .world import Fact, World, WorldConfig
+from .world import WORLD_REVISION, Fact, World, WorldConfig
 
 #: the manifest schema version this code reads and writes
 FORMAT_VERSION = 1
@@ -718,6 +718,7 @@ def _save_image(image: Image.Image, path: Path) -> None:
 def synthetic_key(world_config: WorldConfig) -> str:
     """A short stable hash of a world config (and of this format), naming its instance."""
     blob = json.dumps({"format_version": FORMAT_VERSION, "world_config": asdict(world_config),
+                       "world_revision": WORLD_REVISION,
                        "specificity_images_per_concept": SPECIFICITY_IMAGES_PER_CONCEPT},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

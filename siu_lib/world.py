@@ -31,6 +31,10 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from .errors import ConfigError, UnknownNameError
 
+#: bumped whenever rendering or text generation changes, so that cached benchmark instances
+#: and checkpoints built from an older world are rebuilt rather than reused
+WORLD_REVISION = 1
+
 # ----------------------------------------------------------------------------- attributes
 
 #: visible attributes and their values, with the RGB colour used to draw colour values
@@ -213,9 +217,9 @@ class Fact:
 
 @dataclass(frozen=True)
 class VQAItem:
-    """A general visual-QA item (specificity): an image reference, a question and the
-    accepted answer keyword. ``image_ref`` is ``(concept_id, bench_index)``; a group item
-    carries the second concept in ``partner_id``."""
+    """A general visual-QA item (specificity): the image (``concept_id``, ``bench_index``), a
+    question, the accepted answer keyword and the task name; a group item carries the second
+    concept in ``partner_id``."""
 
     concept_id: str
     bench_index: int
@@ -291,6 +295,12 @@ class WorldConfig:
         if self.images_per_concept < 2:
             raise ConfigError(f"images_per_concept must be >= 2 (one forget image and at "
                               f"least one generality image), got {self.images_per_concept}")
+        if self.n_concepts > len(DEED_VERBS) * len(DEED_OBJECTS):
+            raise ConfigError(f"n_concepts must be <= {len(DEED_VERBS) * len(DEED_OBJECTS)} "
+                              f"(one unique deed each), got {self.n_concepts}")
+        if self.n_fake_names < 1 or self.group_photos_per_pair < 0:
+            raise ConfigError(f"n_fake_names must be >= 1 and group_photos_per_pair >= 0, got "
+                              f"{self.n_fake_names}, {self.group_photos_per_pair}")
         if self.image_size < 32:
             raise ConfigError(f"image_size must be >= 32, got {self.image_size}")
 
@@ -424,6 +434,13 @@ class World:
         return sheet
 
     # -- text --------------------------------------------------------------------------
+    def _templates(self, bank: Sequence[str], c: Concept) -> list[str]:
+        """The templates of a bank that describe visible looks of ``c`` (a bald identity's
+        hair colour is not visible, so questions about it are left out)."""
+        if c.attributes["hair_style"] == "bald":
+            return [t for t in bank if "{hair_color" not in t]
+        return list(bank)
+
     def _fill(self, template: str, c: Concept) -> str:
         a = c.attributes
         return template.format(
@@ -436,15 +453,15 @@ class World:
         """All recognition questions (generic + descriptive) for a concept, in a language."""
         c = self.concept(concept)
         if language == "en":
-            return [self._fill(t, c) for t in RECOGNITION_QUESTIONS + DESCRIPTIVE_QUESTIONS]
+            return [self._fill(t, c) for t in self._templates(RECOGNITION_QUESTIONS + DESCRIPTIVE_QUESTIONS, c)]
         if language == "velish":
-            return [self._fill(t, c) for t in VELISH_RECOGNITION_QUESTIONS]
+            return [self._fill(t, c) for t in self._templates(VELISH_RECOGNITION_QUESTIONS, c)]
         raise UnknownNameError(f"unknown language {language!r}; known: 'en', 'velish'")
 
     def open_prompts(self, concept: str | int | Concept) -> list[str]:
         """Open "who" questions that describe the concept's looks without its name."""
         c = self.concept(concept)
-        return [self._fill(t, c) for t in DESCRIPTIVE_QUESTIONS]
+        return [self._fill(t, c) for t in self._templates(DESCRIPTIVE_QUESTIONS, c)]
 
     def yesno_prompts(self, concept: str | int | Concept) -> list[str]:
         """Yes/no "is <c> in the image?" questions naming the concept."""
