@@ -25,7 +25,6 @@ from siu_lib.models import (
     batch_to_model,
     collate_examples,
     format_prompt,
-    model_device_dtype,
 )
 
 #: Default cap on generated tokens per answer: enough for a one-sentence answer such as
@@ -47,7 +46,9 @@ def _greedy_config(model: ModelLike, processor: ProcessorMixin, max_new_tokens: 
     config.max_length = None
     tokenizer = processor.tokenizer
     if config.pad_token_id is None:
-        config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        config.pad_token_id = (
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        )
     if config.eos_token_id is None:
         config.eos_token_id = tokenizer.eos_token_id
     return config
@@ -82,7 +83,6 @@ def generate(
         )
     answers: list[str | None] = [None] * len(items)
     config = _greedy_config(model, processor, max_new_tokens)
-    device, dtype = model_device_dtype(model)
     batches = _batches_by_modality([image is not None for image, _ in items], batch_size)
     was_training = model.training
     model.eval()
@@ -90,7 +90,9 @@ def generate(
         with tqdm(total=len(items), desc="generating", disable=not progress) as bar:
             for indices in batches:
                 images = [items[i][0] for i in indices if items[i][0] is not None]
-                prompts = [format_prompt(processor, items[i][1], items[i][0] is not None) for i in indices]
+                prompts = [
+                    format_prompt(processor, items[i][1], items[i][0] is not None) for i in indices
+                ]
                 enc = processor(
                     images=images or None,
                     text=prompts,
@@ -98,10 +100,7 @@ def generate(
                     padding_side="left",
                     return_tensors="pt",
                 )
-                enc = {
-                    k: v.to(device=device, dtype=dtype) if torch.is_floating_point(v) else v.to(device)
-                    for k, v in enc.items()
-                }
+                enc = batch_to_model(dict(enc), model)
                 with torch.no_grad():
                     out = model.generate(**enc, generation_config=config)
                 new_tokens = out[:, enc["input_ids"].shape[1]:]

@@ -211,7 +211,8 @@ class EmbeddedConfig:
                 raise ConfigError(f"{what} hidden size {width} is not divisible by {heads} heads")
         if (self.text_hidden_size // self.text_heads) % 2:
             raise ConfigError(
-                f"text head dimension {self.text_hidden_size // self.text_heads} must be even (RoPE)"
+                f"text head dimension {self.text_hidden_size // self.text_heads} must be even "
+                "(rotary position embeddings)"
             )
         if self.num_image_tokens >= self.max_position_embeddings:
             raise ConfigError(
@@ -472,14 +473,19 @@ def load_model(
         raise ModelLoadError(f"the processor of {source} has no tokenizer")
     processor.tokenizer.padding_side = "left"
     if processor.tokenizer.pad_token is None:
-        processor.tokenizer.pad_token = processor.tokenizer.unk_token or processor.tokenizer.eos_token
+        tokenizer = processor.tokenizer
+        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
 
     kwargs: dict[str, Any] = {}
     if dtype is not None:
-        kwargs["dtype"] = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
+        if isinstance(dtype, str) and dtype != "auto":
+            dtype = getattr(torch, dtype)
+        kwargs["dtype"] = dtype
     if device_map is not None:
         kwargs["device_map"] = device_map
-    model_class = LlavaForConditionalGeneration if model_type == "llava" else AutoModelForImageTextToText
+    model_class = (
+        LlavaForConditionalGeneration if model_type == "llava" else AutoModelForImageTextToText
+    )
     try:
         model = model_class.from_pretrained(source, **kwargs)
     except Exception as exc:  # noqa: BLE001

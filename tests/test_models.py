@@ -149,7 +149,8 @@ def test_unknown_size_preset():
 
 def test_preset_parameter_counts():
     rng = random.Random(0)
-    words = ["".join(rng.choice(string.ascii_letters) for _ in range(rng.randint(2, 7))) for _ in range(20000)]
+    letters = string.ascii_letters
+    words = ["".join(rng.choices(letters, k=rng.randint(2, 7))) for _ in range(20000)]
     tok = train_tokenizer([" ".join(words[i:i + 20]) for i in range(0, 20000, 20)], vocab_size=1200)
     assert len(tok) == 1200
     tiny, _ = build_embedded_model(embedded_config("tiny"), tok)
@@ -164,7 +165,8 @@ def test_preset_parameter_counts():
 
 def test_chat_format(tokenizer):
     _, processor = build_embedded_model(TOY_CONFIG, tokenizer)
-    assert format_prompt(processor, "Who is this?", True) == "USER: <image>\nWho is this? ASSISTANT:"
+    prompt = format_prompt(processor, "Who is this?", True)
+    assert prompt == "USER: <image>\nWho is this? ASSISTANT:"
     assert format_prompt(processor, "Who is X?", False) == "USER: Who is X? ASSISTANT:"
     assert format_example(processor, "Who is X?", "X is Y.", False) == (
         "USER: Who is X? ASSISTANT:",
@@ -296,8 +298,11 @@ def test_lora_wraps_only_the_language_model(trained):
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
 
-    with_projector, _ = load_model(folder, lora=default_lora_config(r=4, alpha=8, train_projector=True))
-    extra = [n for n, p in with_projector.named_parameters() if p.requires_grad and "lora_" not in n]
+    lora = default_lora_config(r=4, alpha=8, train_projector=True)
+    with_projector, _ = load_model(folder, lora=lora)
+    extra = [
+        n for n, p in with_projector.named_parameters() if p.requires_grad and "lora_" not in n
+    ]
     assert extra and all("multi_modal_projector" in n for n in extra)
 
 

@@ -1,0 +1,163 @@
+"""The embedded default MLLM: a real LLaVA pre-trained on the synthetic world, cached.
+
+:func:`ensure_pretrained` returns the checkpoint folder of (world config, model config,
+pre-training config), building it when missing: a BPE tokenizer trained on the world's text,
+a freshly initialised ``LlavaForConditionalGeneration`` of the requested size, and supervised
+pre-training on the world's stream (recognition in two languages, yes/no, text facts,
+image-to-fact, general visual QA and group photos; generality images never). The folder
+loads like any HF LLaVA checkpoint (:func:`siu_lib.models.load_model`) and holds
+``pretrain.json`` with the configs, the loss curve, the wall time, versions and commit.
+
+:func:`evaluate_pretrained` measures what the model knows (issue targets): recognition on
+generality images, text facts, general visual QA, second-language recognition and group photos.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .bench import Benchmark
+from .errors import ConfigError
+from .generate import generate
+from .models import (EmbeddedConfig, Example, PretrainConfig, build_embedded_model, count_parameters,
+                     load_model, pretrain, train_tokenizer)
+from .paths import checkpoint_dir
+from .results import atomic_write_json, run_metadata
+from .world import WORLD_REVISION, World, WorldConfig
+
+
+def checkpoint_key(world: WorldConfig, model: EmbeddedConfig, train: PretrainConfig) -> str:
+    """A stable key naming a checkpoint: model name + a hash of every config that shapes it."""
+    blob = json.dumps({"world": asdict(world), "world_revision": WORLD_REVISION,
+                       "model": asdict(model), "pretrain": asdict(train)}, sort_keys=True)
+    return f"{model.name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+def build_and_pretrain(world: World, model_cfg: EmbeddedConfig, train_cfg: PretrainConfig,
+                       progress: bool = True) -> tuple[Any, Any, dict[str, Any]]:
+    """Build the embedded model for a world and pre-train it; returns (model, processor, info)."""
+    tokenizer = train_tokenizer(world.texts(), model_cfg.vocab_size)
+    model, processor = build_embedded_model(model_cfg, tokenizer, seed=train_cfg.seed)
+    stream = world.pretraining_stream(train_cfg.seed)
+
+    def next_example(_rng: Any) -> Example:
+        e = next(stream)
+        return Example(e.image, e.question, e.answer)
+
+    t0 = time.perf_counter()
+    losses = pretrain(model, processor, next_example, train_cfg, progress=progress)
+    seconds = time.perf_counter() - t0
+    info = {"params": count_parameters(model), "pretrain_seconds": seconds, "losses": losses}
+    return model, processor, info
+
+
+def ensure_pretrained(world_cfg: WorldConfig, model_cfg: EmbeddedConfig, train_cfg: PretrainConfig,
+                      progress: bool = True, rebuild: bool = False) -> Path:
+    """The cached checkpoint folder for these configs, pre-training it when missing.
+
+    The folder is written next to its final place and renamed when complete, so an
+    interrupted run leaves no half-written checkpoint behind.
+    """
+    folder = checkpoint_dir(checkpoint_key(world_cfg, model_cfg, train_cfg))
+    if (folder / "pretrain.json").exists() and not rebuild:
+        return folder
+    model, processor, info = build_and_pretrain(World(world_cfg), model_cfg, train_cfg, progress)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    atomic_write_json(tmp / "pretrain.json", {
+        **run_metadata(None, train_cfg.seed), "world_config": asdict(world_cfg),
+        "model_config": asdict(model_cfg), "pretrain_config": asdict(train_cfg), **info})
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return folder
+
+
+def pretrain_info(folder: str | Path) -> dict[str, Any]:
+    """The ``pretrain.json`` record of a checkpoint built by :func:`ensure_pretrained`."""
+    return json.loads((Path(folder) / "pretrain.json").read_text())
+
+
+@dataclass
+class KnowledgeReport:
+    """What a model knows about a world (fractions in [0, 1]).
+
+    Attributes:
+        recognition: generality images named correctly, overall.
+        recognition_per_concept: the same per concept id.
+        facts: text-only fact questions answered with the right value.
+        general_vqa: general visual-QA items answered with the right keyword.
+        second_language: generality images named correctly when asked in Velish.
+        group_photo: group photos where both identities are named.
+    """
+
+    recognition: float
+    recognition_per_concept: dict[str, float]
+    facts: float
+    general_vqa: float
+    second_language: float
+    group_photo: float
+
+
+def _contains(answer: str, expected: str) -> bool:
+    return expected.lower() in answer.lower()
+
+
+def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: World,
+                        images_per_concept: int | None = None, progress: bool = True
+                        ) -> KnowledgeReport:
+    """Measure the embedded model's knowledge on a benchmark instance of its world.
+
+    Recognition is asked with a generic question on up to ``images_per_concept`` generality
+    images of each concept (all by default), never seen in pre-training.
+    """
+    if len(bench.concepts) != len(world.concepts):
+        raise ConfigError("the benchmark and the world do not have the same concepts")
+    rec_items, rec_truth, vel_items = [], [], []
+    for c in bench.concepts:
+        paths = bench.generality_image_paths(c.concept_id)[:images_per_concept]
+        for k, p in enumerate(paths):
+            img = bench.load_image(p)
+            rec_items.append((img, "Who is in this picture?"))
+            vel_items.append((img, world.recognition_questions(c.concept_id, "velish")[k % 3]))
+            rec_truth.append(c)
+    fact_items, fact_truth = [], []
+    for c in world.concepts:
+        for key in ("profession", "city", "deed"):
+            f = c.fact(key)
+            fact_items.append((None, f.question))
+            fact_truth.append(f.value)
+    vqa = [(bench.load_image(v.image), v.question, v.answer) for v in bench.general_vqa]
+    groups = [(bench.load_image(g.image), g) for g in bench.group_photos]
+
+    answers = generate(model, processor, rec_items + vel_items + fact_items
+                       + [(i, q) for i, q, _ in vqa]
+                       + [(i, "Who are the people in this picture?") for i, _ in groups],
+                       max_new_tokens=32, batch_size=32, progress=progress)
+    n1, n2, n3, n4 = len(rec_items), len(vel_items), len(fact_items), len(vqa)
+    rec = [_contains(a, c.name) for a, c in zip(answers[:n1], rec_truth)]
+    vel = [_contains(a, c.name) for a, c in zip(answers[n1:n1 + n2], rec_truth)]
+    facts = [_contains(a, v) for a, v in zip(answers[n1 + n2:n1 + n2 + n3], fact_truth)]
+    vq = [_contains(a, exp) for a, (_, _, exp) in zip(answers[n1 + n2 + n3:n1 + n2 + n3 + n4], vqa)]
+    grp = []
+    for a, (_, g) in zip(answers[n1 + n2 + n3 + n4:], groups):
+        grp.append(_contains(a, bench.concept(g.left).name) and _contains(a, bench.concept(g.right).name))
+    per = {}
+    for c in bench.concepts:
+        hits = [r for r, t in zip(rec, rec_truth) if t is c]
+        per[c.concept_id] = sum(hits) / len(hits)
+    mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
+    return KnowledgeReport(mean(rec), per, mean(facts), mean(vq), mean(vel), mean(grp))
+
+
+def load_pretrained(folder: str | Path, **kwargs: Any) -> tuple[Any, Any]:
+    """Load an embedded checkpoint (a thin alias of :func:`siu_lib.models.load_model`)."""
+    return load_model(folder, **kwargs)
