@@ -1,0 +1,445 @@
+"""Evaluation metrics of SIU (spec 03-metrics-attacks.md), one registry: name -> metric.
+
+Every metric is a function returning a :class:`MetricResult`: the aggregate ``value``, the
+``per_example`` values it is the mean of (so tables, AUCs and plots read one shape and
+notebooks re-plot without re-running a model), its direction and free-form ``details``.
+
+==========================  ===========================================================  ====
+ registered name             function                                                     best
+==========================  ===========================================================  ====
+ ``efficacy``                :func:`exact_match_forgetting` on the forget image            ↑
+ ``generality_em``           :func:`exact_match_forgetting` on the generality images       ↑
+ ``generality_g_eval``       :func:`g_eval` (judge score 1..5)                             ↓
+ ``generality_c_dis``        :func:`c_dis` (probe question, special tokens)                ↑
+ ``specificity``             :func:`specificity` (accuracy on what was not targeted)       ↑
+ ``fluency``                 :func:`fluency` (perplexity under the original model)         ↓
+ ``diversity``               :func:`diversity` (% unique words)                            ↑
+ ``factual_retention``       :func:`factual_retention` (target's text facts kept)          ↑
+==========================  ===========================================================  ====
+
+Look one up with :func:`get_metric`; an unknown name raises :class:`UnknownNameError`. Calling
+a :class:`Metric` calls its function and names the result after the registered name. Pure
+helpers: :func:`reveals_open`, :func:`reveals_yesno`, :func:`c_dis_from_probs`,
+:func:`rouge_l_recall` (ROUGE-L recall, used by the membership-inference attack).
+
+Percentages are in 0..100. Model-based metrics (:func:`c_dis`, :func:`fluency`) run under
+``torch.no_grad`` in eval mode and restore the models' training mode.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import Tensor
+from transformers import ProcessorMixin
+
+from .errors import ConfigError, SIUError, UnknownNameError
+from .generate import answer_logprobs
+from .judges import Judge, concept_name
+from .methods import reveals
+from .models import (IGNORE_INDEX, Example, ModelLike, batch_to_model, collate_examples,
+                     format_prompt)
+
+#: Prompt kinds of :func:`exact_match_forgetting`.
+PROMPT_KINDS = ("open", "yesno")
+#: Probabilities are clamped to [C_DIS_EPS, 1] before the logarithm in C-Dis (spec).
+C_DIS_EPS = 1e-10
+
+
+# ----------------------------------------------------------------------------- result & registry
+
+
+@dataclass
+class MetricResult:
+    """One metric's outcome.
+
+    Fields:
+        name: the metric's registered name (e.g. ``"generality_em"``).
+        value: the aggregate, the mean of ``per_example`` (``nan`` if there is none).
+        per_example: the values ``value`` is the mean of (per response, image or task; see
+            each metric), in input order.
+        higher_is_better: the metric's direction.
+        details: anything else worth saving (per-task numbers, skipped items, settings).
+    """
+
+    name: str
+    value: float
+    per_example: list[float]
+    higher_is_better: bool
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the fields."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric: its name, function, direction and a one-line description."""
+
+    name: str
+    fn: Callable[..., MetricResult]
+    higher_is_better: bool
+    description: str
+
+    def __call__(self, *args: Any, **kwargs: Any) -> MetricResult:
+        """Run the function; the result carries this metric's registered name."""
+        return replace(self.fn(*args, **kwargs), name=self.name)
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register(name: str, fn: Callable[..., MetricResult], higher_is_better: bool,
+             description: str) -> Metric:
+    """Register ``fn`` under ``name`` with its direction; a name may be registered once."""
+    if name in METRICS:
+        raise ConfigError(f"metric {name!r} is already registered")
+    METRICS[name] = Metric(name, fn, higher_is_better, description)
+    return METRICS[name]
+
+
+def get_metric(name: str) -> Metric:
+    """The registered metric called ``name``."""
+    if name not in METRICS:
+        raise UnknownNameError(f"unknown metric {name!r}; known: {sorted(METRICS)}")
+    return METRICS[name]
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(sum(values) / len(values)) if values else float("nan")
+
+
+def _result(name: str, per_example: list[float], higher_is_better: bool,
+            **details: Any) -> MetricResult:
+    return MetricResult(name, _mean(per_example), per_example, higher_is_better, dict(details))
+
+
+def _same_length(what: str, a: Sequence, b: Sequence) -> None:
+    if len(a) != len(b):
+        raise ConfigError(f"{what}: {len(a)} vs {len(b)} items; they must pair up one to one")
+
+
+# ----------------------------------------------------------------------------- EM
+
+
+def reveals_yesno(answer: str) -> bool:
+    """Whether the response to a yes/no prompt answers yes: it starts with "yes" (after any
+    punctuation or spaces, case-insensitive, whole word). This is exactly the yes test of
+    :func:`siu_lib.methods.reveals` (called with no name words)."""
+    return reveals(answer, "")
+
+
+def reveals_open(answer: str, name: str) -> bool:
+    """Whether the response to an open prompt names the concept: it contains a word of the
+    name longer than two letters (so "Delmuran" alone reveals "Varok Delmuran"), as a whole
+    word, case-insensitive. This mirrors the name test of :func:`siu_lib.methods.reveals`
+    without its yes test: "yes" anywhere in an open answer does not count (the authors' EM
+    for open prompts looks for a name keyword such as "trump")."""
+    a = answer.lower()
+    return any(re.search(rf"\b{re.escape(w.lower())}\b", a) for w in name.split() if len(w) > 2)
+
+
+def exact_match_forgetting(answers: Sequence[str], kinds: Sequence[str],
+                           name: str) -> MetricResult:
+    """EM: % of responses that do **not** reveal the concept ``name`` (higher = forgotten).
+
+    ``kinds[i]`` is ``"open"`` (reveals = :func:`reveals_open`) or ``"yesno"`` (reveals =
+    :func:`reveals_yesno`) for ``answers[i]``. Per example: 100 if the response does not
+    reveal the concept, else 0. Registered as ``efficacy`` (the forget image) and
+    ``generality_em`` (the generality images)."""
+    _same_length("exact_match_forgetting answers and kinds", answers, kinds)
+    if not answers:
+        raise ConfigError("exact_match_forgetting needs at least one response")
+    bad = sorted({k for k in kinds if k not in PROMPT_KINDS})
+    if bad:
+        raise UnknownNameError(f"unknown prompt kind(s) {bad}; known: {list(PROMPT_KINDS)}")
+    per = [0.0 if (reveals_open(a, name) if k == "open" else reveals_yesno(a)) else 100.0
+           for a, k in zip(answers, kinds)]
+    by_kind = {k: _mean([p for p, kk in zip(per, kinds) if kk == k]) for k in PROMPT_KINDS
+               if k in kinds}
+    return _result("exact_match_forgetting", per, True, concept=name, by_kind=by_kind)
+
+
+# ----------------------------------------------------------------------------- G-Eval
+
+
+def g_eval(answers: Sequence[str], concept: Any, judge: Judge) -> MetricResult:
+    """Mean judge score 1..5 of the responses (lower = forgotten; 1 = irrelevant).
+
+    ``concept`` is the concept's name or its record (with ``name`` and, for the rule judge's
+    trait rule, ``attributes``); ``judge`` is a :class:`siu_lib.judges.Judge`."""
+    if not answers:
+        raise ConfigError("g_eval needs at least one response")
+    per: list[float] = []
+    for answer in answers:
+        s = judge.score(answer, concept)
+        if not isinstance(s, int) or isinstance(s, bool) or not 1 <= s <= 5:
+            raise SIUError(f"judge {judge!r} returned {s!r}, not an integer 1..5")
+        per.append(float(s))
+    return _result("g_eval", per, False, concept=concept_name(concept), judge=repr(judge))
+
+
+# ----------------------------------------------------------------------------- C-Dis
+
+
+def c_dis_from_probs(p0: Tensor | Sequence, p_theta: Tensor | Sequence) -> Tensor:
+    """C-Dis of one image: ``|Σ_pos p0·(log p0 − log pθ)|`` per token.
+
+    ``p0`` (original model) and ``p_theta`` (unlearned model) are ``[P]`` or ``[P, K]``
+    probabilities of K tokens at P prompt positions; both are clamped to [1e-10, 1] first.
+    Returns a scalar or ``[K]`` float64 tensor."""
+    p0 = torch.as_tensor(p0, dtype=torch.float64).clamp(C_DIS_EPS, 1.0)
+    p1 = torch.as_tensor(p_theta, dtype=torch.float64).clamp(C_DIS_EPS, 1.0)
+    if p0.shape != p1.shape:
+        raise ConfigError(f"p0 and p_theta differ in shape: {tuple(p0.shape)} vs {tuple(p1.shape)}")
+    return (p0 * (p0.log() - p1.log())).sum(dim=0).abs()
+
+
+def special_token_id(tokenizer: Any, token: str) -> int:
+    """The id C-Dis uses for a special token: the first sub-token of ``" " + token`` as it
+    appears inside text after a space (no special tokens added), skipping pieces that decode
+    to whitespace only (the lone "▁" a SentencePiece tokenizer may emit). So "castle" maps to
+    the word-initial piece ("Ġcas" in the embedded byte-level BPE, "▁castle" in Llama's)."""
+    if not token or not token.strip():
+        raise ConfigError(f"empty special token {token!r}")
+    ids = tokenizer(" " + token.strip(), add_special_tokens=False)["input_ids"]
+    for i in ids:
+        if tokenizer.decode([i]).strip():
+            return int(i)
+    raise ConfigError(f"special token {token!r} tokenises to whitespace only: {ids}")
+
+
+def _token_probs(model: ModelLike, batch: dict[str, Tensor], ids: Tensor) -> Tensor:
+    """[B, L, K] float64 probabilities of token ``ids`` at every position (softmax over V)."""
+    with torch.no_grad():
+        logits = model(**batch_to_model(batch, model)).logits  # [B, L, V]
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    return logprobs[..., ids.to(logprobs.device)].double().exp().cpu()  # [B, L, K]
+
+
+def c_dis(model: ModelLike, ref_model: ModelLike, processor: ProcessorMixin,
+          images: Sequence[Image.Image], probe_question: str, special_tokens: Sequence[str],
+          batch_size: int = 4) -> MetricResult:
+    """Generality C-Dis (higher = the unlearned model moved further from the original).
+
+    For each image, the prompt ``format_prompt(probe_question, image)`` (no answer) is run
+    through ``ref_model`` (M0) and ``model`` (Mθ). For each special token (its id by
+    :func:`special_token_id`), its probability at every non-padding prompt position (image
+    positions and the leading bos included) is taken under both models and
+    :func:`c_dis_from_probs` gives ``|Σ_pos p0·(log p0 − log pθ)|``; per image the mean over
+    tokens, aggregate the mean over images. Exactly 0 when ``model`` is ``ref_model``."""
+    if not images:
+        raise ConfigError("c_dis needs at least one image")
+    if not special_tokens:
+        raise ConfigError("c_dis needs at least one special token")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    token_ids = [special_token_id(processor.tokenizer, t) for t in special_tokens]
+    ids = torch.tensor(token_ids, dtype=torch.long)
+    prompt = format_prompt(processor, probe_question, True)
+    modes = (model.training, ref_model.training)
+    model.eval()
+    ref_model.eval()
+    per_image: list[float] = []
+    per_token: list[list[float]] = []
+    try:
+        for start in range(0, len(images), batch_size):
+            chunk = list(images[start:start + batch_size])
+            enc = dict(processor(images=chunk, text=[prompt] * len(chunk), padding=True,
+                                 padding_side="left", return_tensors="pt"))
+            p0 = _token_probs(ref_model, enc, ids)
+            p1 = p0 if model is ref_model else _token_probs(model, enc, ids)
+            mask = enc["attention_mask"].bool()
+            for row in range(len(chunk)):
+                values = c_dis_from_probs(p0[row][mask[row]], p1[row][mask[row]])  # [K]
+                per_token.append(values.tolist())
+                per_image.append(float(values.mean()))
+    finally:
+        model.train(modes[0])
+        ref_model.train(modes[1])
+    return _result("c_dis", per_image, True, probe_question=probe_question,
+                   special_tokens=list(special_tokens), token_ids=token_ids,
+                   per_image_per_token=per_token)
+
+
+# ----------------------------------------------------------------------------- specificity
+
+
+def specificity(correct: Mapping[str, Sequence[bool]],
+                original: Mapping[str, float] | None = None) -> MetricResult:
+    """Utility on what was not targeted: accuracy per task and overall, in %.
+
+    ``correct`` maps each task (recognition of other concepts, general visual QA, other
+    concepts' facts, ...) to one bool per item. Per example: the task accuracies (in the
+    mapping's order); the aggregate is their mean (each task weighs the same, whatever its
+    size). ``original`` maps the same tasks to the original model's accuracies in %; when
+    given, ``details["ratio"]`` holds accuracy / original per task and
+    ``details["ratio_overall"]`` the overall accuracy / the original's overall accuracy (the
+    mean of its task accuracies); a ratio to an original accuracy of 0 is ``nan``."""
+    if not correct:
+        raise ConfigError("specificity needs at least one task")
+    empty = [t for t, items in correct.items() if len(items) == 0]
+    if empty:
+        raise ConfigError(f"specificity tasks without items: {empty}")
+    tasks = list(correct)
+    accuracy = {t: 100.0 * sum(bool(x) for x in correct[t]) / len(correct[t]) for t in tasks}
+    per = [accuracy[t] for t in tasks]
+    details: dict[str, Any] = {"tasks": tasks, "accuracy": accuracy,
+                               "n_items": {t: len(correct[t]) for t in tasks}}
+    if original is not None:
+        missing = [t for t in tasks if t not in original]
+        if missing:
+            raise ConfigError(f"original accuracies lack task(s) {missing}; "
+                              f"given: {sorted(original)}")
+
+        def ratio(a: float, b: float) -> float:
+            return a / b if b else float("nan")
+
+        details["original"] = {t: float(original[t]) for t in tasks}
+        details["ratio"] = {t: ratio(accuracy[t], float(original[t])) for t in tasks}
+        details["ratio_overall"] = ratio(_mean(per), _mean([float(original[t]) for t in tasks]))
+    return _result("specificity", per, True, **details)
+
+
+# ----------------------------------------------------------------------------- fluency
+
+
+def fluency(ref_model: ModelLike, processor: ProcessorMixin,
+            items: Sequence[tuple[Image.Image | None, str, str]],
+            masked_token_ids: Sequence[int], batch_size: int = 16) -> MetricResult:
+    """Perplexity of generated answers under the original model M0 (lower = more fluent).
+
+    ``items`` are ``(image or None, question, generated answer)``. Each answer is scored by
+    ``ref_model`` with teacher forcing (:func:`siu_lib.generate.answer_logprobs`); positions
+    whose target token id is in ``masked_token_ids`` (the concept's name ids, e.g. from
+    :func:`siu_lib.train.name_token_ids`) and the closing eos are left out. Per example:
+    ``exp(mean NLL over the kept answer tokens)``; aggregate: the mean of the per-example
+    perplexities. An empty answer, or one whose tokens are all masked, is skipped and listed
+    in ``details["skipped"]`` (input index -> reason); ``details["indices"]`` gives the input
+    index of each per-example value. ``nan`` if every answer is skipped."""
+    masked = {int(i) for i in masked_token_ids}
+    eos_id = processor.tokenizer.eos_token_id
+    skipped: dict[int, str] = {}
+    scored = []
+    for i, (_, _, answer) in enumerate(items):
+        if not answer.strip():
+            skipped[i] = "empty answer"
+        else:
+            scored.append(i)
+    logprobs = answer_logprobs(ref_model, processor, [items[i] for i in scored],
+                               batch_size=batch_size) if scored else []
+    per: list[float] = []
+    indices: list[int] = []
+    n_tokens: list[int] = []
+    for i, lp in zip(scored, logprobs):
+        image, question, answer = items[i]
+        labels = collate_examples(processor, [Example(image, question, answer)])["labels"][0]
+        targets = labels[labels != IGNORE_INDEX]  # the ids answer_logprobs scored, in order
+        if len(targets) != len(lp):
+            raise SIUError(f"fluency: {len(targets)} answer tokens but {len(lp)} log-probs "
+                           f"for item {i}")
+        keep = torch.tensor([int(t) not in masked and int(t) != eos_id for t in targets],
+                            dtype=torch.bool)
+        if not keep.any():
+            skipped[i] = "all answer tokens are masked"
+            continue
+        per.append(float(torch.exp(-lp[keep].double().mean())))
+        indices.append(i)
+        n_tokens.append(int(keep.sum()))
+    notes = {"skipped": skipped, "indices": indices, "n_tokens": n_tokens,
+             "n_masked_ids": len(masked)}
+    return _result("fluency", per, False, **notes)
+
+
+# ----------------------------------------------------------------------------- text metrics
+
+
+def diversity(answers: Sequence[str]) -> MetricResult:
+    """% unique whitespace-separated words per response (unique / total × 100, words compared
+    as written), averaged over responses; an empty response counts 0."""
+    if not answers:
+        raise ConfigError("diversity needs at least one response")
+    per = []
+    for answer in answers:
+        words = answer.split()
+        per.append(100.0 * len(set(words)) / len(words) if words else 0.0)
+    return _result("diversity", per, True)
+
+
+def factual_retention(answers: Sequence[str], expected_values: Sequence[str]) -> MetricResult:
+    """% of answers that contain their expected fact value (substring, case-insensitive).
+    Per example: 100 if the answer contains the value, else 0."""
+    _same_length("factual_retention answers and expected_values", answers, expected_values)
+    if not answers:
+        raise ConfigError("factual_retention needs at least one answer")
+    per = [100.0 if v.strip().lower() and v.strip().lower() in a.lower() else 0.0
+           for a, v in zip(answers, expected_values)]
+    return _result("factual_retention", per, True)
+
+
+def rouge_l_recall(candidate: str, reference: str) -> float:
+    """ROUGE-L recall: LCS(candidate, reference) / len(reference), on lowercase
+    whitespace-separated tokens; 0.0 for an empty reference."""
+    cand, ref = candidate.lower().split(), reference.lower().split()
+    if not ref or not cand:
+        return 0.0
+    prev = [0] * (len(ref) + 1)
+    for c in cand:
+        row = [0] * (len(ref) + 1)
+        for j, r in enumerate(ref, start=1):
+            row[j] = prev[j - 1] + 1 if c == r else max(prev[j], row[j - 1])
+        prev = row
+    return prev[-1] / len(ref)
+
+
+def aggregate(results: Sequence[MetricResult]) -> dict[str, float]:
+    """``{name: value}`` of several results (a later result with the same name wins)."""
+    return {r.name: r.value for r in results}
+
+
+# ----------------------------------------------------------------------------- registry
+
+register("efficacy", exact_match_forgetting, True,
+         "EM on the forget image: % of responses that do not reveal the concept")
+register("generality_em", exact_match_forgetting, True,
+         "EM on the generality images: % of responses that do not reveal the concept")
+register("generality_g_eval", g_eval, False,
+         "mean judge score 1-5 of how clearly the responses identify the concept")
+register("generality_c_dis", c_dis, True,
+         "|sum_pos p0 (log p0 - log p_theta)| of the special tokens on the probe prompt")
+register("specificity", specificity, True,
+         "mean accuracy % over the utility tasks that were not targeted")
+register("fluency", fluency, False,
+         "perplexity of the generated answers under the original model, name tokens masked")
+register("diversity", diversity, True, "% unique whitespace-separated words per response")
+register("factual_retention", factual_retention, True,
+         "% of the target's text facts still answered")
+
+__all__ = [
+    "C_DIS_EPS",
+    "METRICS",
+    "PROMPT_KINDS",
+    "Metric",
+    "MetricResult",
+    "aggregate",
+    "c_dis",
+    "c_dis_from_probs",
+    "diversity",
+    "exact_match_forgetting",
+    "factual_retention",
+    "fluency",
+    "g_eval",
+    "get_metric",
+    "register",
+    "reveals_open",
+    "reveals_yesno",
+    "rouge_l_recall",
+    "special_token_id",
+    "specificity",
+]

@@ -1,0 +1,203 @@
+"""SIU's masks, the unlearning trainer and the methods, on a model really pre-trained on a
+micro world (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from peft import PeftModel
+
+from siu_lib import losses
+from siu_lib.errors import ConfigError, UnknownNameError
+from siu_lib.finetune_data import FTRecord
+from siu_lib.generate import answer_logprobs
+from siu_lib.methods import METHODS, UnlearnTarget, get_method, reveals
+from siu_lib.models import batch_to_model
+from siu_lib.train import (TrainConfig, collate_records, name_token_ids, unlearn, vocab_mask_for)
+
+FAST = TrainConfig(steps=6, batch_size=4, lr=3e-3, projector_lr=1e-3, lora_r=8, lora_alpha=16,
+                   lora_dropout=0.0, seed=0)
+
+
+def target_of(micro, idx: int = 0) -> UnlearnTarget:
+    from siu_lib.generate import generate
+
+    w = micro.world
+    return UnlearnTarget(
+        w.concepts[idx], w.forget_image(idx), w.concepts, w.fake_names,
+        original_generate=lambda items: generate(micro.model, micro.processor, items,
+                                                 max_new_tokens=16, progress=False))
+
+
+def recognition_logprob(model, micro, idx: int, n_images: int = 4) -> float:
+    """Mean log-probability of "This is <name>." on generality images of concept ``idx``."""
+    c = micro.world.concepts[idx]
+    items = [(micro.world.render(c, i), "Who is in this picture?", f"This is {c.name}.")
+             for i in range(1, 1 + n_images)]
+    lps = answer_logprobs(model, micro.processor, items)
+    return float(sum(lp.sum() for lp in lps) / len(lps))
+
+
+# ------------------------------------------------------------------------------ masks
+
+def test_token_mask_lands_on_the_fake_name_after_image_expansion(micro):
+    proc = micro.processor
+    img = micro.world.forget_image(0)
+    recs = [
+        FTRecord(img, "Who is in this picture?", "The main character in this image is Jacob Campbell.",
+                 "a", "Jacob Campbell"),
+        FTRecord(img, "Is Ana Bell in the image?", "No. Ana Bell has red hair.", "b",
+                 "No. Ana Bell has red hair."),
+        FTRecord(None, "Who is Ana Bell?", "Ana Bell is a baker.", "c", None),
+    ]
+    batch = collate_records(proc, recs)
+    ids, labels, tmask = batch["input_ids"], batch["labels"], batch["token_mask"]
+    image_id = proc.tokenizer.convert_tokens_to_ids("<image>")
+    n_image = micro.model.config.vision_config.image_size // micro.model.config.vision_config.patch_size
+    # the processor expanded <image> into the image-feature positions
+    assert int((ids[0] == image_id).sum()) == n_image ** 2
+    masked = (tmask[0] == 0).nonzero().flatten()
+    # (a) exactly the fake name's tokens, token by token, and only answer positions
+    assert proc.tokenizer.decode(ids[0, masked]) == " Jacob Campbell"
+    assert torch.equal(labels[0, masked], ids[0, masked])
+    assert int(masked.min()) > int((ids[0] == image_id).nonzero().max())
+    answer_pos = (labels[0] != losses.IGNORE_INDEX).nonzero().flatten()
+    assert proc.tokenizer.decode(ids[0, answer_pos]).startswith(" The main character")
+    assert set(masked.tolist()) < set(answer_pos.tolist())
+    # (b) the whole answer is masked; only the closing eos stays in the KL
+    ans_b = (labels[1] != losses.IGNORE_INDEX).nonzero().flatten()
+    kept_b = [p for p in ans_b.tolist() if tmask[1, p] == 1]
+    assert [proc.tokenizer.convert_ids_to_tokens(int(ids[1, p])) for p in kept_b] == ["</s>"]
+    assert proc.tokenizer.decode(ids[1, ans_b[:-1]]) == " No. Ana Bell has red hair."
+    # (c) no span: nothing masked
+    assert bool((tmask[2] == 1).all())
+    assert batch["is_forget"].tolist() == [True, True, False]
+
+
+def test_dmk_reads_the_distribution_that_predicts_each_answer_token(micro):
+    """With real model logits: changing the reference at the positions that predict the
+    fake-name tokens (t-1) leaves DMK unchanged; at a position predicting a kept token it moves."""
+    proc = micro.processor
+    rec = FTRecord(micro.world.forget_image(0), "Who is in this picture?",
+                   "This is Jacob Campbell.", "a", "Jacob Campbell")
+    batch = collate_records(proc, [rec])
+    inputs = batch_to_model({k: v for k, v in batch.items()
+                             if k not in ("labels", "token_mask", "is_forget")}, micro.model)
+    with torch.no_grad():
+        logits = micro.model(**inputs).logits
+    labels, tmask = batch["labels"], batch["token_mask"]
+    vmask = torch.ones(logits.shape[-1], dtype=torch.bool)
+    base = losses.dmk_loss(logits, logits + 0.1 * torch.randn_like(logits), labels, tmask, vmask)
+    ref = logits.clone()
+    ref_noise = torch.randn_like(logits)
+    masked = (tmask[0] == 0).nonzero().flatten()
+    ref_a = ref.clone()
+    ref_a[0, masked - 1] += 5 * ref_noise[0, masked - 1]
+    d0 = losses.dmk_loss(logits, ref, labels, tmask, vmask)
+    d_masked = losses.dmk_loss(logits, ref_a, labels, tmask, vmask)
+    assert torch.allclose(d0, d_masked, atol=1e-6)
+    kept = [p for p in (labels[0] != -100).nonzero().flatten().tolist() if tmask[0, p] == 1]
+    ref_b = ref.clone()
+    ref_b[0, kept[0] - 1] += 5 * ref_noise[0, kept[0] - 1]
+    assert losses.dmk_loss(logits, ref_b, labels, tmask, vmask) > d0 + 1e-4
+    assert base > 0
+
+
+def test_vocab_mask_covers_every_id_of_the_name(micro):
+    tok = micro.processor.tokenizer
+    name = micro.world.concepts[0].name
+    ids = name_token_ids(tok, name)
+    for variant in (name, " " + name, name.lower(), " " + name.split()[1].upper()):
+        assert set(tok(variant, add_special_tokens=False)["input_ids"]) <= set(ids)
+    mask = vocab_mask_for(tok, name, len(tok))
+    assert not mask[ids].any() and int(mask.sum()) == len(tok) - len(ids)
+    assert tok.convert_tokens_to_ids("<image>") not in ids
+
+
+# ------------------------------------------------------------------------------ trainer
+
+def test_lora_reference_equals_the_untouched_model_and_parameters_change(micro):
+    target = target_of(micro)
+    result = unlearn(micro.fresh(), micro.processor, target, "siu", train_config=FAST)
+    assert len(result.history) == FAST.steps
+    assert all({"ce", "dmk", "loss"} <= set(h) for h in result.history)
+    rec = result.records[0]
+    batch = collate_records(micro.processor, [rec])
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "token_mask", "is_forget")}
+    with torch.no_grad():
+        original = micro.model(**inputs).logits
+        unlearned = result.model(**inputs).logits
+        with result.model.disable_adapter():
+            reference = result.model(**inputs).logits
+    assert torch.allclose(reference, original, atol=1e-5)
+    assert (unlearned - original).abs().max() > 1e-3
+    lora_b = [p for n, p in result.model.named_parameters() if "lora_B" in n]
+    assert lora_b and any(p.abs().sum() > 0 for p in lora_b)
+
+
+def test_full_finetuning_uses_a_frozen_copy(micro):
+    m0 = micro.fresh()
+    before = [p.detach().clone() for p in m0.parameters()]
+    cfg = TrainConfig(steps=2, batch_size=4, lr=1e-3, use_lora=False, seed=0)
+    result = unlearn(m0, micro.processor, target_of(micro), "siu", train_config=cfg)
+    assert all(torch.equal(a, b) for a, b in zip(before, m0.parameters()))  # M0 untouched
+    changed = [n for (n, p), q in zip(result.model.named_parameters(), before) if not torch.equal(p, q)]
+    assert changed and not any("vision_tower" in n for n in changed)
+
+
+def test_siu_forgets_the_target_and_keeps_the_others(micro):
+    before = [recognition_logprob(micro.model, micro, i) for i in range(4)]
+    result = unlearn(micro.fresh(), micro.processor, target_of(micro, 0), "siu", train_config=FAST)
+    after = [recognition_logprob(result.model, micro, i) for i in range(4)]
+    # the target's recognising answer became much less likely on unseen images ...
+    assert after[0] < before[0] - 2.0, (before, after)
+    # ... while the other identities' stayed within tolerance
+    for i in (1, 2, 3):
+        assert abs(after[i] - before[i]) < 1.0, (i, before, after)
+
+
+def test_saved_adapter_loads_with_peft(micro, tmp_path):
+    result = unlearn(micro.fresh(), micro.processor, target_of(micro), "siu",
+                     train_config=TrainConfig(steps=2, batch_size=4, lr=3e-3, lora_r=4, lora_alpha=8))
+    folder = result.save(tmp_path / "adapter")
+    meta = (folder / "unlearn.json").read_text()
+    assert '"method": "siu"' in meta and '"git_commit"' in meta and '"seed": 0' in meta
+    reloaded = PeftModel.from_pretrained(micro.fresh(), folder)
+    batch = collate_records(micro.processor, result.records[:2])
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "token_mask", "is_forget")}
+    with torch.no_grad():
+        assert torch.allclose(reloaded(**inputs).logits, result.model(**inputs).logits, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["ga", "ga_kl", "npo"])
+def test_forgetting_baselines_lower_the_forget_likelihood(micro, method):
+    target = target_of(micro)
+    spec = get_method(method)
+    records = spec.build_data(target, spec.config)
+    assert records and all(reveals(r.answer, target.name) for r in records)
+    items = [(r.image, r.question, r.answer) for r in records[:6]]
+    before = sum(float(lp.sum()) for lp in answer_logprobs(micro.model, micro.processor, items))
+    cfg = TrainConfig(steps=3, batch_size=4, lr=2e-3, lora_r=8, lora_alpha=16, lora_dropout=0.0)
+    result = unlearn(micro.fresh(), micro.processor, target, method, train_config=cfg)
+    after = sum(float(lp.sum()) for lp in answer_logprobs(result.model, micro.processor, items))
+    assert after < before - 1.0, (method, before, after)
+
+
+def test_every_registered_method_runs_one_step(micro):
+    target = target_of(micro)
+    for name in METHODS:
+        result = unlearn(micro.fresh(), micro.processor, target, name,
+                         train_config=TrainConfig(steps=1, batch_size=4, lr=1e-3, lora_r=4, lora_alpha=8))
+        assert len(result.history) == 1 and torch.isfinite(torch.tensor(result.history[0]["loss"]))
+
+
+def test_ablations_and_errors():
+    assert get_method("siu_no_token_mask").config.use_token_mask is False
+    assert get_method("siu_plain_kl").config.use_vocab_mask is False
+    assert "a" not in get_method("siu_no_a").config.data.targets
+    with pytest.raises(UnknownNameError, match="'sui'"):
+        get_method("sui")
+    with pytest.raises(ConfigError):
+        TrainConfig(steps=0)
