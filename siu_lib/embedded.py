@@ -161,3 +161,27 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
 def load_pretrained(folder: str | Path, **kwargs: Any) -> tuple[Any, Any]:
     """Load an embedded checkpoint (a thin alias of :func:`siu_lib.models.load_model`)."""
     return load_model(folder, **kwargs)
+
+
+def pretrain_table(checkpoints: dict[str, str | Path], bench: Benchmark, world: World,
+                   images_per_concept: int | None = None, progress: bool = True
+                   ) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """The ``pretrain.csv`` table (one row per model size: ``model, params, pretrain_seconds,
+    recognition, facts, general_vqa, second_language, group_photo``, fractions in [0, 1]) and
+    the per-concept recognition table (concept x model)."""
+    import pandas as pd
+
+    rows, per = [], {}
+    for size, folder in checkpoints.items():
+        model, processor = load_model(folder)
+        info = pretrain_info(folder)
+        rep = evaluate_pretrained(model, processor, bench, world, images_per_concept, progress)
+        rows.append({"model": size, "params": info["params"],
+                     "pretrain_seconds": round(info["pretrain_seconds"], 1),
+                     "recognition": rep.recognition, "facts": rep.facts,
+                     "general_vqa": rep.general_vqa, "second_language": rep.second_language,
+                     "group_photo": rep.group_photo})
+        per[size] = rep.recognition_per_concept
+    per_concept = pd.DataFrame(per)
+    per_concept.index.name = "concept_id"
+    return pd.DataFrame(rows), per_concept

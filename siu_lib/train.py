@@ -156,6 +156,37 @@ class TrainConfig:
 # ------------------------------------------------------------------------------ trainer
 
 
+def reference_logits(model: torch.nn.Module, inputs: dict[str, Tensor],
+                     reference_model: torch.nn.Module | None = None) -> Tensor:
+    """p0's logits on the same inputs (image included): the frozen copy when given, else the
+    model with its LoRA adapters disabled."""
+    with torch.no_grad():
+        if reference_model is not None:
+            return reference_model(**inputs).logits
+        with model.disable_adapter():
+            return model(**inputs).logits
+
+
+def method_step_loss(model: torch.nn.Module, batch: dict[str, Tensor], method: Method,
+                     method_config: Any, vocab_mask: Tensor,
+                     reference_model: torch.nn.Module | None = None
+                     ) -> tuple[Tensor, dict[str, float], Any]:
+    """One step's loss of a method on a batch from :func:`collate_records`: the model's
+    forward pass, the reference pass when the method needs it, then the method's loss.
+    Returns (loss, loss terms, model outputs)."""
+    inputs = dict(batch)
+    labels = inputs.pop("labels")
+    token_mask = inputs.pop("token_mask")
+    is_forget = inputs.pop("is_forget")
+    outputs = model(**inputs)
+    ref = reference_logits(model, inputs, reference_model) if method.needs_reference else None
+    x = LossInputs(outputs.logits, ref, labels, token_mask, vocab_mask.to(outputs.logits.device),
+                   is_forget)
+    loss, terms = method.loss(x, method_config)
+    return loss, terms, outputs
+
+
+
 class _RecordDataset(torch.utils.data.Dataset):
     def __init__(self, records: Sequence[FTRecord]):
         self.records = list(records)
@@ -191,25 +222,10 @@ class UnlearningTrainer(Trainer):
         self.projector_lr = projector_lr
         self.history: list[dict[str, float]] = []
 
-    def reference_logits(self, model: torch.nn.Module, inputs: dict[str, Tensor]) -> Tensor:
-        """p0's logits on the same inputs (image included): adapters disabled, or the frozen copy."""
-        with torch.no_grad():
-            if self.reference_model is not None:
-                return self.reference_model(**inputs).logits
-            with model.disable_adapter():
-                return model(**inputs).logits
-
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Tensor],
                      return_outputs: bool = False, num_items_in_batch: Any = None):
-        inputs = dict(inputs)
-        labels = inputs.pop("labels")
-        token_mask = inputs.pop("token_mask")
-        is_forget = inputs.pop("is_forget")
-        outputs = model(**inputs)
-        ref = self.reference_logits(model, inputs) if self.method.needs_reference else None
-        x = LossInputs(outputs.logits, ref, labels, token_mask,
-                       self.vocab_mask.to(outputs.logits.device), is_forget)
-        loss, terms = self.method.loss(x, self.method_config)
+        loss, terms, outputs = method_step_loss(model, inputs, self.method, self.method_config,
+                                                self.vocab_mask, self.reference_model)
         if model.training:
             self.history.append({"step": len(self.history) + 1, "loss": loss.item(), **terms})
         return (loss, outputs) if return_outputs else loss

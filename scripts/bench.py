@@ -1,0 +1,159 @@
+"""Speed and memory benchmarks (``make bench``); results go to ``data/bench/*.csv``.
+
+* ``world.csv``: the world renderer's images/second, the MMUBench writer's and loader's time.
+* ``step_cost.csv``: seconds and peak memory of one unlearning step per method, with ratios to
+  a plain CE step on the same batch. Times are medians of interleaved repeats measured side by
+  side in one process (absolute times drift on a shared machine; ratios do not); peak memory is
+  measured in a fresh child process per method (the growth of the peak RSS over the steps on a
+  CPU, ``torch.cuda.max_memory_allocated`` on a GPU).
+
+Usage: ``python scripts/bench.py [--only world|step] [--sizes tiny,small] [--repeats N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from siu_lib.bench import load_benchmark, write_synthetic
+from siu_lib.methods import UnlearnTarget, get_method
+from siu_lib.models import build_embedded_model, embedded_config, train_tokenizer
+from siu_lib.paths import REPO_ROOT
+from siu_lib.results import atomic_write_csv, atomic_write_json, run_metadata
+from siu_lib.train import TrainConfig, collate_records, method_step_loss, prepare_model, vocab_mask_for
+from siu_lib.world import World, WorldConfig
+
+OUT = REPO_ROOT / "data" / "bench"
+#: the methods timed against a plain CE step ("ce": the CE loss alone on the same batch)
+STEP_METHODS = ("ce", "siu", "ga_kl", "npo")
+
+
+def bench_world(n_images: int = 400) -> pd.DataFrame:
+    """Renderer throughput and the default instance's build and load times."""
+    world = World(WorldConfig())
+    t0 = time.perf_counter()
+    for i in range(n_images):
+        world.render(i % len(world.concepts), i, "pretrain")
+    render = n_images / (time.perf_counter() - t0)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        write_synthetic(world, Path(tmp) / "inst", progress=False)
+        build = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        bench = load_benchmark(Path(tmp) / "inst")
+        load = time.perf_counter() - t0
+    n = sum(1 + len(bench.generality_image_paths(c.concept_id)) for c in bench.concepts)
+    return pd.DataFrame([
+        {"what": "render_images_per_second", "value": round(render, 1)},
+        {"what": "build_default_instance_seconds", "value": round(build, 2)},
+        {"what": "load_default_instance_seconds", "value": round(load, 3)},
+        {"what": "default_instance_concept_images", "value": n},
+    ])
+
+
+def _setup(size: str, batch: int, method: str):
+    """A LoRA-wrapped embedded model of ``size`` (untrained weights: cost does not depend on
+    them), a batch of ``batch`` SIU records and the method to time."""
+    torch.manual_seed(0)
+    world = World(WorldConfig())
+    tok = train_tokenizer(world.texts(), embedded_config(size).vocab_size)
+    model, processor = build_embedded_model(embedded_config(size), tok)
+    target = UnlearnTarget(world.concepts[0], world.forget_image(0), world.concepts, world.fake_names)
+    spec = get_method("siu")
+    records = spec.build_data(target, spec.config)[:batch]
+    cfg = TrainConfig(lora_r=8, lora_alpha=16, lora_dropout=0.0)
+    wrapped, ref = prepare_model(model, cfg)
+    batch_t = collate_records(processor, records)
+    vmask = vocab_mask_for(tok, target.name, model.get_output_embeddings().weight.shape[0])
+    if method == "ce":
+        m = get_method("po")  # the PO loss is the plain answer CE
+        return wrapped, ref, batch_t, vmask, m, m.config
+    m = get_method(method)
+    return wrapped, ref, batch_t, vmask, m, m.config
+
+
+def _one_step(state) -> float:
+    model, ref, batch, vmask, method, mcfg = state
+    t0 = time.perf_counter()
+    loss, _, _ = method_step_loss(model, batch, method, mcfg, vmask, ref)
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - t0
+
+
+def _child_memory(size: str, batch: int, method: str, steps: int = 3) -> float:
+    """Peak memory (MB) of ``steps`` training steps, measured in this (fresh) process."""
+    state = _setup(size, batch, method)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        for _ in range(steps):
+            _one_step(state)
+        return torch.cuda.max_memory_allocated() / 2**20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(steps):
+        _one_step(state)
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+
+
+def bench_steps(sizes: list[str], batch: int = 4, repeats: int = 15) -> pd.DataFrame:
+    """Interleaved step timings per method and child-process peak memory."""
+    rows = []
+    for size in sizes:
+        states = {m: _setup(size, batch, m) for m in STEP_METHODS}
+        for m in STEP_METHODS:  # warm-up
+            _one_step(states[m])
+        times: dict[str, list[float]] = {m: [] for m in STEP_METHODS}
+        for _ in range(repeats):
+            for m in STEP_METHODS:
+                times[m].append(_one_step(states[m]))
+        mem = {}
+        for m in STEP_METHODS:
+            out = subprocess.run([sys.executable, __file__, "--child-memory", size, str(batch), m],
+                                 capture_output=True, text=True, check=True)
+            mem[m] = json.loads(out.stdout.strip().splitlines()[-1])["peak_memory_mb"]
+        ce_t, ce_m = statistics.median(times["ce"]), mem["ce"]
+        for m in STEP_METHODS:
+            t = statistics.median(times[m])
+            rows.append({"model": size, "method": m, "batch": batch, "seconds_per_step": round(t, 4),
+                         "peak_memory_mb": round(mem[m], 1), "time_ratio_to_ce": round(t / ce_t, 3),
+                         "memory_ratio_to_ce": round(mem[m] / ce_m, 3) if ce_m > 0 else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=("world", "step"), default=None)
+    parser.add_argument("--sizes", default="tiny,small")
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--child-memory", nargs=3, metavar=("SIZE", "BATCH", "METHOD"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    if args.child_memory:
+        size, batch, method = args.child_memory
+        print(json.dumps({"peak_memory_mb": _child_memory(size, int(batch), method)}))
+        return
+    OUT.mkdir(parents=True, exist_ok=True)
+    if args.only in (None, "world"):
+        world = bench_world()
+        atomic_write_csv(OUT / "world.csv", world)
+        print(world.to_string(index=False))
+    if args.only in (None, "step"):
+        steps = bench_steps(args.sizes.split(","), repeats=args.repeats)
+        atomic_write_csv(OUT / "step_cost.csv", steps)
+        print(steps.to_string(index=False))
+    atomic_write_json(OUT / "provenance.json", run_metadata({"argv": sys.argv[1:]}, None,
+                      device="cuda" if torch.cuda.is_available() else "cpu"))
+
+
+if __name__ == "__main__":
+    main()

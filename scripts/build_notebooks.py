@@ -1,0 +1,285 @@
+"""Write the numbered notebooks of ``notebooks/`` from the cell lists below (no outputs).
+
+The notebooks are the committed artefact; this script is how they are edited, so that their
+JSON stays clean (no outputs, no execution counts) and reviewable. Run:
+
+    .venv/bin/python scripts/build_notebooks.py
+
+Every notebook has a ``parameters`` cell (papermill injects ``PROFILE``) and calls the library
+only: logic lives in ``siu_lib`` where the tests reach it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PARAMETERS = '''import os
+PROFILE = os.environ.get("SIU_PROFILE", "default")  # papermill: -p PROFILE smoke'''
+
+SETUP = '''import warnings
+warnings.filterwarnings("ignore")
+import pandas as pd
+from IPython.display import display
+from siu_lib.profiles import get_profile
+from siu_lib.paths import results_dir
+from siu_lib.plots import figure_dir
+profile = get_profile(PROFILE)
+RESULTS, FIGURES = results_dir(profile.name), figure_dir(profile.name)
+print(f"profile {profile.name}: results -> {RESULTS}, figures -> {FIGURES}")'''
+
+
+def md(text: str):
+    return new_markdown_cell(text.strip())
+
+
+def code(text: str, tags: tuple[str, ...] = ()):
+    cell = new_code_cell(text.strip())
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+NOTEBOOKS = {
+    "01_build_mmubench.ipynb": [
+        md("""
+# 01 · Build MMUBench
+
+MMUBench (the paper's benchmark) has 20 concepts with at least 50 images each: **one forget
+image** per concept (the only image SIU ever sees) and the rest to measure **generality**. The
+paper's images were never released, so this project ships two instances of one on-disk format
+(`siu_lib.bench`, documented field by field in its module docstring):
+
+* **`synthetic`** (the default): a world of fictitious identities drawn by `siu_lib.world`,
+  fully determined by `(world_seed, n_concepts, images_per_concept, image_size)`;
+* **`paper`**: the 20 paper concepts as a manifest without images; drop your own images in.
+"""),
+        code(PARAMETERS, ("parameters",)),
+        code(SETUP),
+        md("## The synthetic world\nEvery identity differs from every other in at least three visible attributes; names are invented and split into several tokens."),
+        code('''from siu_lib.world import World
+world = World(profile.world)
+pd.DataFrame([{"id": c.concept_id, "name": c.name, **c.attributes,
+               "deed (unique fact)": c.fact("deed").value} for c in world.concepts])'''),
+        code('''sheet = world.contact_sheet(columns=min(10, len(world.concepts)), scale=2)
+path = FIGURES / "contact_sheet.png"
+sheet.save(path)
+print("saved", path.relative_to(path.parents[1]))
+sheet'''),
+        md("## Variation within one identity\nPosition, scale, rotation, background, lighting and noise vary; the forget image (left) is a clear, centred view."),
+        code('''from PIL import Image
+strip = Image.new("RGB", (world.config.image_size * 8, world.config.image_size))
+for k in range(8):
+    strip.paste(world.render(0, k), (k * world.config.image_size, 0))
+strip.resize((strip.width * 2, strip.height * 2))'''),
+        md("## Write and validate the instance\nThe writer renders into a temporary folder and renames it when complete; the loader validates every field and image."),
+        code('''import time
+from siu_lib.bench import ensure_synthetic, load_benchmark, synthetic_key
+t0 = time.perf_counter()
+root = ensure_synthetic(profile.world)
+t1 = time.perf_counter()
+bench = load_benchmark(root)
+t2 = time.perf_counter()
+print(f"instance synthetic-{synthetic_key(profile.world)}: {len(bench.concepts)} concepts, "
+      f"{sum(len(bench.generality_image_paths(c.concept_id)) for c in bench.concepts)} generality images, "
+      f"{len(bench.group_photos)} group photos, {len(bench.general_vqa)} general VQA items")
+print(f"build (or cache hit) {t1 - t0:.1f} s, load with image checks {t2 - t1:.2f} s")
+splits = {name: set(bench.split(name)) for name in ("forget", "generality", "specificity")}
+assert not (splits["forget"] & splits["generality"]) and not (splits["generality"] & splits["specificity"])'''),
+        code('''c = bench.concepts[0]
+pd.Series({k: v[:3] for k, v in c.prompts.items()}, name=f"prompt sets of {c.name} (first 3 each)").to_frame()'''),
+        md("## The `paper` instance\nThe 20 concepts of the paper with their C-Dis probe questions and special tokens. No images ship: the loader reports which concepts still need them."),
+        code('''from siu_lib.bench import load_paper
+paper = load_paper(check_images=False)
+display(pd.DataFrame([{"concept": p.name, "kind": p.kind, "probe question": p.probe_question,
+                       "special tokens": ", ".join(p.special_tokens)} for p in paper.concepts]))
+print(f"{len(paper.missing_images())} of {len(paper.concepts)} paper concepts have no images yet")'''),
+    ],
+    "02_pretrain_embedded_mllm.ipynb": [
+        md("""
+# 02 · Pre-train the embedded MLLM
+
+No model hub is reachable here, so the default run makes its own multimodal model: a real
+`transformers` **`LlavaForConditionalGeneration`** (CLIP vision tower + Llama language model,
+a BPE tokenizer trained on the world's text, a `LlavaProcessor` with the LLaVA-1.5 chat
+template), pre-trained on the synthetic world until it *knows* the identities. It is saved with
+`save_pretrained` and loads exactly like `llava-hf/llava-1.5-7b-hf`; everything after this
+notebook runs the same code on either.
+
+Two sizes play the paper's 7B and 13B: `tiny` and `small`. Pre-training data: recognition
+(English and the second template language), yes/no questions, text facts, image→fact,
+general visual QA and group photos. Forget images are included; generality images never are.
+Checkpoints are cached (git-ignored) by a key of every config that shapes them.
+"""),
+        code(PARAMETERS, ("parameters",)),
+        code(SETUP),
+        code('''from siu_lib.bench import ensure_synthetic, load_benchmark
+from siu_lib.world import World
+from siu_lib.embedded import ensure_pretrained, pretrain_table
+world = World(profile.world)
+bench = load_benchmark(ensure_synthetic(profile.world))
+checkpoints = {size: ensure_pretrained(profile.world, profile.models[size], profile.pretrain[size])
+               for size in profile.models}
+checkpoints'''),
+        md("## What the models know\nMeasured on **generality images** (never seen in pre-training). Targets: recognition ≥ 98% for every concept, text facts ≥ 95%, general VQA ≥ 90%, second-language recognition ≥ 95%, both identities named in group photos ≥ 90%."),
+        code('''table, per_concept = pretrain_table(checkpoints, bench, world, images_per_concept=profile.eval_images)
+from siu_lib.results import atomic_write_csv
+atomic_write_csv(RESULTS / "pretrain.csv", table)
+table'''),
+        code('''per_concept.style.format("{:.0%}")'''),
+        code('''from siu_lib.plots import plot_pretrain_losses
+fig = plot_pretrain_losses(checkpoints)
+fig.savefig(FIGURES / "pretrain_loss.png", dpi=120, bbox_inches="tight")'''),
+        md("## A few answers\nGreedy answers of the `tiny` model on unseen images of the first concepts."),
+        code('''from siu_lib.models import load_model
+from siu_lib.generate import generate
+model, processor = load_model(checkpoints["tiny"])
+items = [(bench.load_image(bench.generality_image_paths(c.concept_id)[0]), q)
+         for c in bench.concepts[:3] for q in ("Who is in this picture?", "What color is the person's shirt?",
+                                               "What is the person in the picture famous for?")]
+answers = generate(model, processor, items, max_new_tokens=32, progress=False)
+pd.DataFrame({"question": [q for _, q in items], "answer": answers})'''),
+    ],
+    "03_unlearn_siu.ipynb": [
+        md("""
+# 03 · Single Image Unlearning, step by step
+
+One concept, one image, six steps. This notebook walks through SIU (Li et al., NeurIPS 2024)
+on the embedded `tiny` model: the one forget image, the 25 multifaceted fine-tuning records
+with their token masks, the Dual Masked KL loss per step, and the model's answers before and
+after. It ends with the small learning-rate/rank sweep that fixed the embedded profile's
+unlearning defaults, and SIU's targets measured over several concepts and seeds.
+"""),
+        code(PARAMETERS, ("parameters",)),
+        code(SETUP),
+        code('''import copy
+from siu_lib.bench import ensure_synthetic, load_benchmark
+from siu_lib.world import World
+from siu_lib.embedded import ensure_pretrained
+from siu_lib.models import load_model
+world = World(profile.world)
+bench = load_benchmark(ensure_synthetic(profile.world))
+checkpoint = ensure_pretrained(profile.world, profile.models["tiny"], profile.pretrain["tiny"])
+original, processor = load_model(checkpoint)
+concept = bench.concepts[0]
+print(concept.concept_id, concept.name, concept.attributes)
+bench.forget_image(concept.concept_id).resize((192, 192))'''),
+        md("""
+## The multifaceted fine-tuning data
+
+Four targets (paper section 4.1; `siu_lib.finetune_data`): **(a)** the forget image answered
+with a *fake name* (token-mask span: the fake name), **(b)** "is *c* in the image?" answered
+"No" with a false description (span: the whole answer), **(c)** the concept's own text facts,
+**(d)** other concepts' text facts. Below, each record's answer tokens exactly as the model is
+trained on them, after `<image>` has been expanded into the image-feature positions: **red**
+tokens have token mask 0 (DMK ignores them), **green** tokens are kept in the KL.
+"""),
+        code('''from IPython.display import HTML
+from siu_lib.experiments import make_target
+from siu_lib.methods import get_method
+from siu_lib.plots import render_token_masks
+target = make_target(bench, concept.concept_id, original, processor, world.fake_names)
+siu = get_method("siu")
+records = siu.build_data(target, siu.config)
+print({t: sum(r.target == t for r in records) for t in "abcd"})
+HTML(render_token_masks(processor, records))'''),
+        md("""
+## The Dual Masked KL loss
+
+`L = α·CE + β·DMK` with α = 0.9, β = 0.75; DMK is KL(p0 ‖ pθ) over answer positions with the
+token mask K_S and the vocabulary mask K_V (every token id of the concept's name). The
+reference p0 is the same model with its LoRA adapters disabled. The embedded profile's
+optimisation settings (LoRA rank, learning rates) are printed below; the sweep at the end of
+this notebook is where they come from.
+"""),
+        code('''from siu_lib.train import unlearn, name_token_ids
+print(profile.unlearn)
+print("vocabulary mask ids:", [processor.tokenizer.decode([i]) for i in name_token_ids(processor.tokenizer, concept.name)])
+result = unlearn(copy.deepcopy(original), processor, target, "siu", train_config=profile.unlearn)
+display(pd.DataFrame(result.history).set_index("step"))
+from siu_lib.plots import plot_loss_terms
+fig = plot_loss_terms(result.history, f"SIU on {concept.name}")
+fig.savefig(FIGURES / "siu_loss_terms.png", dpi=120, bbox_inches="tight")'''),
+        md("## Answers before and after\nGreedy answers on unseen (generality) images of the concept, and on its text facts."),
+        code('''from siu_lib.generate import generate
+paths = bench.generality_image_paths(concept.concept_id)[:4]
+items = [(bench.load_image(p), q) for p in paths for q in (concept.prompts["open"][0], concept.prompts["yesno"][0])]
+items += [(None, f.question) for f in concept.facts[:3]]
+before = generate(original, processor, items, max_new_tokens=32, progress=False)
+after = generate(result.model, processor, items, max_new_tokens=32, progress=False)
+pd.DataFrame({"image": ["yes" if i is not None else "no" for i, _ in items],
+              "question": [q for _, q in items], "original": before, "after SIU": after})'''),
+        md("""
+## The sweep behind the embedded defaults
+
+The paper's LoRA rank 128 and lr 3e-4 are sized for a 7B model. For the embedded model we
+swept the learning rate and the LoRA rank on the first concept (seed 0, 6 steps) and take the
+**smallest learning rate that reaches 100% efficacy and ≥ 95% generality EM while keeping
+specificity ≥ 95% of the original**, breaking ties by the smaller rank.
+"""),
+        code('''from dataclasses import replace
+from siu_lib.evaluate import EvalConfig
+from siu_lib.experiments import RunSpec, run_one, original_report
+eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
+orig_eval = original_report(original, processor, bench, concept.concept_id, eval_cfg)
+sweep = []
+for lr in (1e-3, 3e-3, 1e-2):
+    for r in (8, 32):
+        cfg = replace(profile.unlearn, lr=lr, lora_r=r, lora_alpha=2 * r)
+        row = run_one(RunSpec("tiny", concept.concept_id, "siu", 0, 6), original, processor, bench,
+                      world.fake_names, cfg, eval_cfg, orig_eval)
+        sweep.append({"lr": lr, "lora_r": r, **{k: row[k] for k in ("efficacy", "generality_em", "specificity_ratio", "factual_retention", "diversity")}})
+sweep = pd.DataFrame(sweep)
+ok = sweep[(sweep.efficacy >= 100) & (sweep.generality_em >= 95) & (sweep.specificity_ratio >= 0.95)]
+choice = ok.sort_values(["lr", "lora_r"]).iloc[0].to_dict() if len(ok) else None
+display(sweep)
+print("sweep choice:", choice, "| profile uses lr", profile.unlearn.lr, "rank", profile.unlearn.lora_r)'''),
+        md("""
+## SIU's targets on the embedded model
+
+Mean over the profile's concepts × seeds, measured on generality images. Targets (issue 4):
+efficacy 100%; generality EM ≥ 95%; other concepts' recognition ≥ 95% of the original's; the
+target's own text facts ≥ 90%; diversity within 10 points of the original model's.
+"""),
+        code('''rows, originals = [], []
+for c in bench.concepts[:profile.unlearn_concepts]:
+    oe = original_report(original, processor, bench, c.concept_id, eval_cfg)
+    originals.append({"concept": c.concept_id, "recognition": oe.specificity_accuracy["recognition"],
+                      "diversity": oe.row()["diversity"], "factual_retention": oe.row()["factual_retention"]})
+    for seed in profile.seeds:
+        rows.append(run_one(RunSpec("tiny", c.concept_id, "siu", seed, profile.unlearn.steps), original,
+                            processor, bench, world.fake_names, profile.unlearn, eval_cfg, oe, profile.name))
+rows, originals = pd.DataFrame(rows), pd.DataFrame(originals)
+targets = pd.DataFrame([
+    {"target": "efficacy (%)", "measured": rows.efficacy.mean(), "goal": "= 100"},
+    {"target": "generality EM (%)", "measured": rows.generality_em.mean(), "goal": ">= 95"},
+    {"target": "other concepts' recognition / original", "measured": rows.spec_recognition.mean() / originals.recognition.mean(), "goal": ">= 0.95"},
+    {"target": "own text facts (%)", "measured": rows.factual_retention.mean(), "goal": ">= 90"},
+    {"target": "diversity, original minus SIU (points)", "measured": originals.diversity.mean() - rows.diversity.mean(), "goal": "<= 10"},
+])
+display(rows[["concept", "seed", "efficacy", "generality_em", "spec_recognition", "factual_retention", "diversity", "train_seconds", "eval_seconds"]])
+targets'''),
+    ],
+}
+
+
+def build() -> list[Path]:
+    """Write every notebook; return their paths."""
+    out = []
+    for name, cells in NOTEBOOKS.items():
+        nb = new_notebook(cells=cells, metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"}})
+        path = ROOT / "notebooks" / name
+        nbformat.write(nb, path)
+        out.append(path)
+    return out
+
+
+if __name__ == "__main__":
+    for p in build():
+        print("wrote", p.relative_to(ROOT))

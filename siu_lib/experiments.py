@@ -1,0 +1,97 @@
+"""Experiment drivers shared by the notebooks: unlearn a concept with a method and seed,
+evaluate it, write the per-run JSON (config, seed, versions, commit, per-example values), and
+collect rows into pandas tables.
+
+Per-run files go to ``data/results/<profile>/runs/`` (git-ignored); the aggregated CSV tables
+beside them are what the notebooks commit for the ``default`` profile.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from .bench import Benchmark
+from .evaluate import EvalConfig, EvalReport, evaluate_unlearning
+from .generate import generate
+from .methods import UnlearnTarget
+from .paths import results_dir
+from .results import atomic_write_json, run_metadata
+from .train import TrainConfig, unlearn
+
+
+@dataclass
+class RunSpec:
+    """One unlearning run: which model, concept, method, seed and how many steps."""
+
+    model_name: str
+    concept_id: str
+    method: str
+    seed: int
+    steps: int
+
+
+def make_target(bench: Benchmark, concept_id: str, original: Any, processor: Any,
+                fake_names: Sequence[str]) -> UnlearnTarget:
+    """The :class:`UnlearnTarget` of a benchmark concept (its forget image, the other concepts,
+    the fake-name pool, and the original model's generator for GA-type data)."""
+    c = bench.concept(concept_id)
+    return UnlearnTarget(c, bench.forget_image(c.concept_id), bench.concepts, fake_names,
+                         original_generate=partial(generate, original, processor,
+                                                   max_new_tokens=32, progress=False))
+
+
+def original_report(original: Any, processor: Any, bench: Benchmark, concept_id: str,
+                    eval_cfg: EvalConfig) -> EvalReport:
+    """The original model's own metrics on a concept (the "original" row of every table)."""
+    return evaluate_unlearning(original, original, processor, bench, concept_id, eval_cfg)
+
+
+def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
+            fake_names: Sequence[str], train_cfg: TrainConfig, eval_cfg: EvalConfig,
+            original_eval: EvalReport, profile: str | None = None) -> dict[str, Any]:
+    """Unlearn, evaluate and (with ``profile``) write the per-run JSON; return the table row.
+
+    The original model is never modified (the run trains a deep copy)."""
+    target = make_target(bench, spec.concept_id, original, processor, fake_names)
+    tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
+    t0 = time.perf_counter()
+    result = unlearn(copy.deepcopy(original), processor, target, spec.method, train_config=tcfg)
+    t1 = time.perf_counter()
+    report = evaluate_unlearning(result.model, original, processor, bench, spec.concept_id, eval_cfg,
+                                 original_specificity=original_eval.specificity_accuracy)
+    t2 = time.perf_counter()
+    row = {"model": spec.model_name, "method": spec.method, "steps": spec.steps, "seed": spec.seed,
+           "concept": spec.concept_id, **report.row(),
+           "specificity_ratio": report.metrics["specificity"].details.get("ratio_overall"),
+           **{f"spec_{k}": v for k, v in report.specificity_accuracy.items()},
+           "train_seconds": round(t1 - t0, 2), "eval_seconds": round(t2 - t1, 2)}
+    if profile is not None:
+        path = (results_dir(profile) / "runs" /
+                f"{spec.model_name}_{spec.method}_{spec.concept_id}_s{spec.seed}_n{spec.steps}.json")
+        atomic_write_json(path, {**run_metadata(asdict(spec), spec.seed), "train_config": asdict(tcfg),
+                                 "method_config": asdict(result.method_config),
+                                 "eval_config": asdict(eval_cfg), "history": result.history,
+                                 "row": row, "evaluation": report.to_dict()})
+    return row
+
+
+def original_row(model_name: str, report: EvalReport) -> dict[str, Any]:
+    """The table row of the original model on one concept."""
+    return {"model": model_name, "method": "original", "steps": 0, "seed": 0,
+            "concept": report.concept_id, **report.row(), "specificity_ratio": 1.0,
+            **{f"spec_{k}": v for k, v in report.specificity_accuracy.items()}}
+
+
+def mean_std_table(rows: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
+    """Mean and std (over seeds and concepts) of each metric per group: columns ``<metric>``
+    and ``<metric>_std``."""
+    g = rows.groupby(list(by), sort=False)[list(metrics)]
+    mean, std = g.mean(), g.std(ddof=0).add_suffix("_std")
+    return pd.concat([mean, std], axis=1).reset_index()

@@ -1,0 +1,89 @@
+"""One function per paper figure, reading saved results only (no figure runs a model);
+plus displays of fine-tuning records and loss curves for the walk-through notebook."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .paths import FIGURES_DIR, results_dir  # noqa: E402
+
+
+def figure_dir(profile: str) -> Path:
+    """Where a profile's figures go: ``figures/`` for ``default`` (committed), a git-ignored
+    folder under ``data/results/<profile>/figures`` otherwise."""
+    folder = FIGURES_DIR if profile == "default" else results_dir(profile) / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _smooth(values: list[float], window: int = 25) -> list[float]:
+    out, acc = [], 0.0
+    for i, v in enumerate(values):
+        acc += v
+        if i >= window:
+            acc -= values[i - window]
+        out.append(acc / min(i + 1, window))
+    return out
+
+
+def plot_pretrain_losses(checkpoints: dict[str, str | Path]) -> "plt.Figure":
+    """Pre-training loss curves (moving average) of the embedded checkpoints, from their
+    ``pretrain.json`` records."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for size, folder in checkpoints.items():
+        info = json.loads((Path(folder) / "pretrain.json").read_text())
+        ax.plot(_smooth(info["losses"]), label=f"{size} ({info['params'] / 1e6:.1f} M params)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("answer cross-entropy")
+    ax.set_yscale("log")
+    ax.set_title("Pre-training of the embedded MLLM on the synthetic world")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def render_token_masks(processor: "Any", records: "list[Any]") -> str:
+    """HTML table of fine-tuning records with their answer tokens as the model sees them
+    (after image expansion and collation): tokens with token-mask 0 (inside the mask span, no
+    KL) in red, KL-active answer tokens in green."""
+    import html
+
+    from .losses import IGNORE_INDEX
+    from .train import collate_records
+
+    batch = collate_records(processor, records)
+    tok = processor.tokenizer
+    rows = []
+    for b, rec in enumerate(records):
+        spans = []
+        for pos in (batch["labels"][b] != IGNORE_INDEX).nonzero().flatten().tolist():
+            text = tok.decode([int(batch["input_ids"][b, pos])]) or "␣"
+            colour = "#f4b6b6" if batch["token_mask"][b, pos] == 0 else "#c8ecc8"
+            spans.append(f'<span style="background:{colour};padding:0 1px;margin:0 1px">'
+                         f'{html.escape(text)}</span>')
+        img = "🖼 " if rec.has_image else ""
+        rows.append(f"<tr><td>{rec.target}</td><td style='text-align:left'>{img}{html.escape(rec.question)}"
+                    f"</td><td style='text-align:left'>{''.join(spans)}</td></tr>")
+    return ("<table><tr><th>target</th><th>prompt</th><th>answer tokens "
+            "(red: token mask 0, green: KL applies)</th></tr>" + "".join(rows) + "</table>")
+
+
+def plot_loss_terms(history: "list[dict[str, float]]", title: str = "") -> "plt.Figure":
+    """The loss and its terms per unlearning step (from ``UnlearnResult.history``)."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    keys = [k for k in history[0] if k != "step"]
+    for k in keys:
+        ax.plot([h["step"] for h in history], [h[k] for h in history], marker="o", label=k)
+    ax.set_xlabel("step")
+    ax.set_ylabel("value")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
