@@ -44,7 +44,8 @@ def build_and_pretrain(world: World, model_cfg: EmbeddedConfig, train_cfg: Pretr
     """Build the embedded model for a world and pre-train it; returns (model, processor, info)."""
     tokenizer = train_tokenizer(world.texts(), model_cfg.vocab_size)
     model, processor = build_embedded_model(model_cfg, tokenizer, seed=train_cfg.seed)
-    stream = world.pretraining_stream(train_cfg.seed)
+    align = int(round(train_cfg.align_fraction * train_cfg.steps)) * train_cfg.batch_size
+    stream = world.pretraining_stream(train_cfg.seed, align_examples=align)
 
     def next_example(_rng: Any) -> Example:
         e = next(stream)

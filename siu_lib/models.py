@@ -633,6 +633,11 @@ class PretrainConfig:
         schedule: learning-rate schedule after warm-up: "cosine", "linear" or "constant".
         max_grad_norm: gradient-norm clipping threshold (``None`` or 0 disables clipping).
         max_length: optional cut of each row's tokens (see :func:`collate_examples`).
+        align_fraction: fraction of the steps spent in stage 1, identity alignment (naming
+            the people in single and group pictures), before the full mixture; used by
+            :func:`siu_lib.embedded.build_and_pretrain` to shape the world's example stream,
+            in the spirit of LLaVA's stage-1 feature alignment.
+        vision_lr_scale: the vision tower's and projector's learning rate is ``lr`` times this.
     """
 
     steps: int = 1000
@@ -645,6 +650,8 @@ class PretrainConfig:
     schedule: str = "cosine"
     max_grad_norm: float | None = 1.0
     max_length: int | None = None
+    align_fraction: float = 0.0
+    vision_lr_scale: float = 1.0
 
     def warmup_steps(self) -> int:
         """Warm-up length in optimiser steps."""
@@ -661,6 +668,11 @@ class PretrainConfig:
             raise ConfigError(
                 f"lr must be > 0 and warmup, weight_decay >= 0, got "
                 f"{self.lr}, {self.warmup}, {self.weight_decay}"
+            )
+        if not 0.0 <= self.align_fraction < 1.0 or self.vision_lr_scale <= 0:
+            raise ConfigError(
+                f"align_fraction must be in [0, 1) and vision_lr_scale > 0, got "
+                f"{self.align_fraction}, {self.vision_lr_scale}"
             )
         if self.schedule not in _SCHEDULES:
             raise UnknownNameError(
@@ -717,12 +729,15 @@ def pretrain(
     cfg.validate()
     torch.set_num_threads(max(1, min(torch.get_num_threads(), MAX_TORCH_THREADS)))
     torch.manual_seed(cfg.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    groups = []
+    for is_vision in (False, True):  # the vision tower + projector may get their own lr
+        part = [p for n, p in named if (("vision_tower" in n or "multi_modal_projector" in n) == is_vision)]
+        lr = cfg.lr * (cfg.vision_lr_scale if is_vision else 1.0)
+        groups += [{"params": [p for p in part if p.ndim >= 2], "weight_decay": cfg.weight_decay, "lr": lr},
+                   {"params": [p for p in part if p.ndim < 2], "weight_decay": 0.0, "lr": lr}]
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
     scheduler = _SCHEDULES[cfg.schedule](optimizer, cfg.warmup_steps(), cfg.steps)
     batches = _example_batches(example_stream, cfg.batch_size, cfg.seed)
 

@@ -33,7 +33,7 @@ from .errors import ConfigError, UnknownNameError
 
 #: bumped whenever rendering or text generation changes, so that cached benchmark instances
 #: and checkpoints built from an older world are rebuilt rather than reused
-WORLD_REVISION = 1
+WORLD_REVISION = 2
 
 # ----------------------------------------------------------------------------- attributes
 
@@ -202,6 +202,13 @@ PROBE_QUESTION = "Who is in this picture and describe their appearance?"
 GROUP_QUESTIONS = ("Who are the people in this picture?", "Who is shown in this photo?",
                    "Name the people in the image.")
 GROUP_ANSWER = "On the left is {left}, and on the right is {right}."
+
+#: the pre-training mixture (task -> weight); identity tasks dominate because they are what
+#: the vision tower must learn from scratch
+PRETRAIN_MIXTURE = {"recognition": 0.30, "recognition_velish": 0.12, "yesno": 0.10,
+                    "facts": 0.12, "multihop": 0.08, "general_vqa": 0.12, "group": 0.16}
+#: stage 1 (identity alignment): naming the people in single and group pictures
+ALIGN_MIXTURE = {"recognition": 0.6, "recognition_velish": 0.15, "group": 0.25}
 
 
 @dataclass(frozen=True)
@@ -529,9 +536,15 @@ class World:
         return out
 
     # -- pre-training ------------------------------------------------------------------
-    def pretraining_example(self, rng: random.Random, forget_rate: float = 0.05) -> Example:
-        """One random pre-training record. Images come from the ``pretrain`` stream or, with
-        probability ``forget_rate``, are the concept's forget image; generality images never."""
+    def pretraining_example(self, rng: random.Random, forget_rate: float = 0.05,
+                            stage: str = "full") -> Example:
+        """One random pre-training record, its task drawn from the stage's mixture
+        (:data:`PRETRAIN_MIXTURE` or, for the identity-alignment stage, :data:`ALIGN_MIXTURE`).
+        Images come from the ``pretrain`` stream or, with probability ``forget_rate``, are the
+        concept's forget image; generality images never."""
+        mixture = {"full": PRETRAIN_MIXTURE, "align": ALIGN_MIXTURE}.get(stage)
+        if mixture is None:
+            raise UnknownNameError(f"unknown pre-training stage {stage!r}; known: 'full', 'align'")
         c = rng.choice(self.concepts)
 
         def image() -> Image.Image:
@@ -539,46 +552,46 @@ class World:
                 return self.forget_image(c)
             return self.render(c, rng.randrange(10**9), "pretrain")
 
-        r = rng.random()
-        if r < 0.30:
+        task = rng.choices(list(mixture), weights=list(mixture.values()))[0]
+        if task == "recognition":
             q = rng.choice(self.recognition_questions(c))
-            return Example(image(), q, rng.choice(RECOGNITION_ANSWERS).format(name=c.name),
-                           "recognition")
-        if r < 0.40:
+            return Example(image(), q, rng.choice(RECOGNITION_ANSWERS).format(name=c.name), task)
+        if task == "recognition_velish":
             q = rng.choice(self.recognition_questions(c, "velish"))
-            return Example(image(), q, rng.choice(VELISH_RECOGNITION_ANSWERS).format(name=c.name),
-                           "recognition_velish")
-        if r < 0.52:
+            return Example(image(), q, rng.choice(VELISH_RECOGNITION_ANSWERS).format(name=c.name), task)
+        if task == "yesno":
             positive = rng.random() < 0.5
-            shown = c if positive else rng.choice([o for o in self.concepts if o is not c])
-            asked = c
-            q = rng.choice(YESNO_QUESTIONS).format(name=asked.name)
+            q = rng.choice(YESNO_QUESTIONS).format(name=c.name)
             bank = YES_ANSWERS if positive else NO_ANSWERS
-            img = image() if shown is c else self.render(shown, rng.randrange(10**9), "pretrain")
-            return Example(img, q, rng.choice(bank).format(name=asked.name), "yesno")
-        if r < 0.67:
+            shown = c if positive else rng.choice([o for o in self.concepts if o is not c])
+            img = image() if positive else self.render(shown, rng.randrange(10**9), "pretrain")
+            return Example(img, q, rng.choice(bank).format(name=c.name), task)
+        if task == "facts":
             key = rng.choice(tuple(FACT_QUESTIONS))
             q = rng.choice(FACT_QUESTIONS[key]).format(name=c.name)
-            return Example(None, q, c.fact(key).answer, "facts")
-        if r < 0.77:
+            return Example(None, q, c.fact(key).answer, task)
+        if task == "multihop":
             key = rng.choice(tuple(MULTIHOP_QUESTIONS))
             q = rng.choice(MULTIHOP_QUESTIONS[key])
-            return Example(image(), q, MULTIHOP_ANSWERS[key].format(**{key: c.fact(key).value}),
-                           "multihop")
-        if r < 0.90:
+            return Example(image(), q, MULTIHOP_ANSWERS[key].format(**{key: c.fact(key).value}), task)
+        if task == "general_vqa":
             item = rng.choice(self.general_vqa(c, 0))
-            return Example(image(), item.question, self.vqa_answer(item), "general_vqa")
+            return Example(image(), item.question, self.vqa_answer(item), task)
         b = rng.choice([o for o in self.concepts if o is not c])
         img = self.render_group(c, b, rng.randrange(10**9), "pretrain")
-        if rng.random() < 0.25:
-            return Example(img, "How many people are in the picture?",
-                           "There are two people.", "group_counting")
-        return Example(img, rng.choice(GROUP_QUESTIONS),
-                       GROUP_ANSWER.format(left=c.name, right=b.name), "group")
+        if stage == "full" and rng.random() < 0.2:
+            return Example(img, "How many people are in the picture?", "There are two people.",
+                           "group_counting")
+        return Example(img, rng.choice(GROUP_QUESTIONS), GROUP_ANSWER.format(left=c.name, right=b.name),
+                       "group")
 
-    def pretraining_stream(self, seed: int = 0) -> Iterator[Example]:
-        """An endless, deterministic stream of pre-training records."""
+    def pretraining_stream(self, seed: int = 0, align_examples: int = 0) -> Iterator[Example]:
+        """An endless, deterministic stream of pre-training records: first ``align_examples``
+        records of the identity-alignment stage (like LLaVA's stage 1, which aligns the vision
+        features with the language model before instruction tuning), then the full mixture."""
         rng = _seeded("pretrain-stream", self.config.world_seed, seed)
+        for _ in range(align_examples):
+            yield self.pretraining_example(rng, stage="align")
         while True:
             yield self.pretraining_example(rng)
 
@@ -708,7 +721,7 @@ def _render_scene(people: Sequence[dict[str, str]], rng: random.Random, size: in
         cy = S * 0.42 + rng.uniform(-0.06, 0.06) * S * jitter
         _draw_person(d, people[0], cx, cy, s)
     else:
-        s = S * 0.105 * (1 + rng.uniform(-0.08, 0.08) * jitter)
+        s = S * 0.125 * (1 + rng.uniform(-0.08, 0.08) * jitter)
         for k, a in enumerate(people):
             cx = S * (0.27 + 0.46 * k) + rng.uniform(-0.03, 0.03) * S * jitter
             cy = S * 0.45 + rng.uniform(-0.05, 0.05) * S * jitter

@@ -1,0 +1,39 @@
+"""The evaluation driver on the pre-trained micro world: every metric computed from real
+generations, with the original model as its own reference."""
+
+from __future__ import annotations
+
+import math
+
+from siu_lib.bench import load_benchmark, write_synthetic
+from siu_lib.evaluate import TABLE1_METRICS, EvalConfig, evaluate_unlearning
+from siu_lib.experiments import RunSpec, mean_std_table, original_report, original_row, run_one
+from siu_lib.profiles import EMBEDDED_TRAIN
+
+
+def test_original_model_is_its_own_reference(micro, tmp_path):
+    bench = load_benchmark(write_synthetic(micro.world, tmp_path / "bench", progress=False))
+    cfg = EvalConfig(n_generality_images=4, n_cdis_images=2, n_other_images=2)
+    rep = original_report(micro.model, micro.processor, bench, "c00", cfg)
+    assert set(TABLE1_METRICS) <= set(rep.metrics)
+    assert rep.metrics["generality_cdis"].value == 0.0  # C-Dis of M0 against itself
+    # the pre-trained model recognises the concept: most answers reveal it
+    assert rep.metrics["generality_em"].value < 50.0
+    assert rep.metrics["generality_geval"].value > 3.0
+    assert rep.specificity_accuracy["recognition"] >= 50.0
+    assert len(rep.metrics["generality_em"].per_example) == 2 * 4
+    assert all(g["answer"] is not None for g in rep.generations)
+    row = original_row("micro", rep)
+    assert row["method"] == "original" and row["specificity_ratio"] == 1.0
+
+    spec = RunSpec("micro", "c00", "siu", 0, 6)
+    run = run_one(spec, micro.model, micro.processor, bench, micro.world.fake_names, EMBEDDED_TRAIN,
+                  cfg, rep)
+    assert run["efficacy"] > rep.metrics["efficacy"].value  # forgetting went up on the forget image
+    assert run["generality_cdis"] > 0.0
+    assert math.isfinite(run["fluency"]) and run["specificity_ratio"] > 0
+    import pandas as pd
+    table = mean_std_table(pd.DataFrame([run, {**run, "efficacy": run["efficacy"] - 10}]),
+                           ["model", "method"], ["efficacy"])
+    assert abs(table.loc[0, "efficacy"] - (run["efficacy"] - 5)) < 1e-9
+    assert abs(table.loc[0, "efficacy_std"] - 5) < 1e-9
