@@ -9,7 +9,7 @@ All generation is batched greedy decoding through :func:`siu_lib.generate.genera
   each with one open and one yes/no prompt (the prompt banks are cycled);
 * **C-Dis**: the first ``n_cdis_images`` of those images with the probe question;
 * **specificity**: recognition of the other concepts (``n_other_images`` generality images
-  each), the general visual-QA items, and the other concepts' text facts;
+  each), ``n_vqa_items`` general visual-QA items, and the other concepts' text facts;
 * **factual retention**: the target's own text facts, asked without an image.
 """
 
@@ -22,7 +22,7 @@ from .bench import Benchmark
 from .generate import generate
 from .judges import Judge, RuleJudge
 from .metrics import (MetricResult, c_dis, diversity, exact_match_forgetting, factual_retention,
-                      fluency, g_eval, reveals_open, specificity)
+                      fluency, g_eval, specificity)
 from .train import name_token_ids
 
 #: the order of Table 1's columns
@@ -40,6 +40,7 @@ class EvalConfig:
         n_cdis_images: generality images used by C-Dis (two forward passes each).
         n_other_images: generality images of each other concept (specificity recognition).
         n_other_facts: text facts asked per other concept (specificity).
+        n_vqa_items: general visual-QA items (an even stride over the benchmark's items).
         max_new_tokens: greedy decoding length.
         batch_size: generation batch size.
     """
@@ -48,6 +49,7 @@ class EvalConfig:
     n_cdis_images: int = 8
     n_other_images: int = 2
     n_other_facts: int = 1
+    n_vqa_items: int = 40
     max_new_tokens: int = 32
     batch_size: int = 32
 
@@ -107,7 +109,8 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
                          {"expected": o.name, "image": p}))
         for q, v in _fact_pairs(o)[:cfg.n_other_facts]:
             jobs.append(("spec_facts", None, q, {"expected": v}))
-    for v in bench.general_vqa:
+    stride = max(1, len(bench.general_vqa) // max(1, cfg.n_vqa_items))
+    for v in bench.general_vqa[::stride][:cfg.n_vqa_items]:
         jobs.append(("spec_vqa", bench.load_image(v.image), v.question, {"expected": v.answer, "image": v.image}))
     for q, v in _fact_pairs(target):
         jobs.append(("own_facts", None, q, {"expected": v}))
@@ -130,8 +133,7 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
     metrics["generality_cdis"] = c_dis(model, original, processor, gen_images[:cfg.n_cdis_images],
                                        target.probe_question, target.special_tokens)
     correct = {
-        "recognition": [reveals_open(r["answer"], r["expected"]) and r["expected"].lower() in r["answer"].lower()
-                        for r in pick("spec_recognition")],
+        "recognition": [r["expected"].lower() in r["answer"].lower() for r in pick("spec_recognition")],
         "general_vqa": [r["expected"].lower() in r["answer"].lower() for r in pick("spec_vqa")],
         "facts": [r["expected"].lower() in r["answer"].lower() for r in pick("spec_facts")],
     }

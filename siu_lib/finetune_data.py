@@ -72,6 +72,9 @@ class FTRecord:
         it is not in memory yet."""
         if self.image is not None or not self.has_image:
             return self.image
+        if self.image_path is None:
+            raise DataFormatError(f"record {self.question!r} has an image placeholder but no "
+                                  f"image path")
         path = Path(self.image_path)
         if image_root is not None and not path.is_absolute():
             path = Path(image_root) / path
@@ -283,12 +286,18 @@ def model_facts(generate_fn: Callable[[list[tuple[None, str]]], list[str]], name
     ``functools.partial`` of :func:`siu_lib.generate.generate` with the original model).
     """
     cache_path = Path(cache_path)
+    names = list(names)  # iterated twice below (a generator would come back empty)
     cached: dict[str, list[list[str]]] = {}
     if cache_path.exists():
         try:
-            cached = json.loads(cache_path.read_text())
-        except json.JSONDecodeError as e:
+            cached = json.loads(cache_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise DataFormatError(f"corrupt facts cache {str(cache_path)!r}: {e}") from e
+        if not isinstance(cached, dict) or not all(
+                isinstance(v, list) and all(isinstance(qa, list) and len(qa) == 2 for qa in v)
+                for v in cached.values()):
+            raise DataFormatError(f"corrupt facts cache {str(cache_path)!r}: expected "
+                                  f"{{name: [[question, answer], ...]}}")
     todo = [n for n in names if n not in cached]
     if todo:
         questions = [p.format(name=n) for n in todo for p in prompts]
@@ -316,7 +325,7 @@ def load_llava_json(path: str | Path, image_root: str | Path | None = None,
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise DataFormatError(f"no such file: {str(path)!r}") from e
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataFormatError(f"{str(path)!r} is not valid JSON: {e}") from e
     if not isinstance(data, list):
         raise DataFormatError(f"{str(path)!r}: expected a list of records, got {type(data).__name__}")

@@ -87,3 +87,36 @@ def plot_loss_terms(history: "list[dict[str, float]]", title: str = "") -> "plt.
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+#: how each Table 1 metric is labelled in figures, with its direction
+METRIC_LABELS = {
+    "efficacy": "Efficacy (%) ↑", "generality_em": "Generality EM (%) ↑",
+    "generality_geval": "Generality G-Eval ↓", "generality_cdis": "Generality C-Dis ↑",
+    "specificity": "Specificity (%) ↑", "fluency": "Fluency (perplexity) ↓",
+    "diversity": "Diversity (%) ↑", "factual_retention": "Factual retention (%) ↑",
+}
+
+
+def plot_step_curves(steps: "Any", model: str | None = None) -> "plt.Figure":
+    """Figs 2-3: every metric against the number of fine-tuning steps, one line per method
+    (mean over seeds and concepts), from the rows of ``steps.csv``."""
+    import seaborn as sns
+
+    data = steps if model is None else steps[steps["model"] == model]
+    metrics = [m for m in METRIC_LABELS if m in data.columns]
+    cols = 4
+    rows = (len(metrics) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        sns.lineplot(data=data, x="steps", y=metric, hue="method", marker="o", errorbar=None, ax=ax,
+                     legend=ax is axes.flat[0])
+        ax.set_title(METRIC_LABELS[metric])
+        ax.set_ylabel("")
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    if axes.flat[0].get_legend() is not None:
+        axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"Metrics vs fine-tuning steps{f' ({model})' if model else ''}")
+    fig.tight_layout()
+    return fig

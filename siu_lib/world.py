@@ -514,7 +514,7 @@ class World:
         if item.task == "glasses":
             return "Yes." if item.answer == "yes" else "No."
         if item.task == "hair_color" and item.answer == "none":
-            return "The person has no hair."
+            return "None, the person is bald."
         return f"It is {item.answer}."
 
     def texts(self) -> list[str]:
