@@ -1,13 +1,15 @@
 """Speed and memory benchmarks (``make bench``); results go to ``data/bench/*.csv``.
 
 * ``world.csv``: the world renderer's images/second, the MMUBench writer's and loader's time.
+* ``pretrain.csv``: the embedded models' pre-training wall time and what they know (the
+  issue-3 targets), for the ``default`` profile's checkpoints (built, and timed, when missing).
 * ``step_cost.csv``: seconds and peak memory of one unlearning step per method, with ratios to
   a plain CE step on the same batch. Times are medians of interleaved repeats measured side by
   side in one process (absolute times drift on a shared machine; ratios do not); peak memory is
   measured in a fresh child process per method (the growth of the peak RSS over the steps on a
   CPU, ``torch.cuda.max_memory_allocated`` on a GPU).
 
-Usage: ``python scripts/bench.py [--only world|step] [--sizes tiny,small] [--repeats N]``
+Usage: ``python scripts/bench.py [--only world|pretrain|step] [--sizes tiny,small] [--repeats N]``
 """
 
 from __future__ import annotations
@@ -59,6 +61,21 @@ def bench_world(n_images: int = 400) -> pd.DataFrame:
         {"what": "load_default_instance_seconds", "value": round(load, 3)},
         {"what": "default_instance_concept_images", "value": n},
     ])
+
+
+def bench_pretrain(profile_name: str = "default") -> pd.DataFrame:
+    """Pre-training time and knowledge of the profile's embedded checkpoints (cached ones are
+    reused: their recorded wall time is the one measured when they were built)."""
+    from siu_lib.bench import ensure_synthetic
+    from siu_lib.embedded import ensure_pretrained, pretrain_table
+    from siu_lib.profiles import get_profile
+
+    profile = get_profile(profile_name)
+    bench = load_benchmark(ensure_synthetic(profile.world))
+    checkpoints = {size: ensure_pretrained(profile.world, profile.models[size], profile.pretrain[size])
+                   for size in profile.models}
+    table, _ = pretrain_table(checkpoints, bench, World(profile.world), profile.eval_images)
+    return table
 
 
 def _setup(size: str, batch: int, method: str):
@@ -132,7 +149,7 @@ def bench_steps(sizes: list[str], batch: int = 4, repeats: int = 15) -> pd.DataF
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=("world", "step"), default=None)
+    parser.add_argument("--only", choices=("world", "pretrain", "step"), default=None)
     parser.add_argument("--sizes", default="tiny,small")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--child-memory", nargs=3, metavar=("SIZE", "BATCH", "METHOD"), help=argparse.SUPPRESS)
@@ -147,6 +164,10 @@ def main() -> None:
         world = bench_world()
         atomic_write_csv(OUT / "world.csv", world)
         print(world.to_string(index=False))
+    if args.only in (None, "pretrain"):
+        table = bench_pretrain()
+        atomic_write_csv(OUT / "pretrain.csv", table)
+        print(table.to_string(index=False))
     if args.only in (None, "step"):
         steps = bench_steps(args.sizes.split(","), repeats=args.repeats)
         atomic_write_csv(OUT / "step_cost.csv", steps)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from siu_lib.errors import ConfigError, UnknownNameError
-from siu_lib.world import VISIBLE_ATTRIBUTES, World, WorldConfig
+from siu_lib.world import SALIENT_ATTRIBUTES, World, WorldConfig
 
 CFG = WorldConfig(n_concepts=6, images_per_concept=8, image_size=32)
 
@@ -64,7 +64,7 @@ def test_names_are_two_distinct_words_and_fake_names_are_disjoint() -> None:
 def test_every_two_concepts_differ_in_enough_visible_attributes() -> None:
     w = World(WorldConfig(n_concepts=20, image_size=32))
     for a, b in itertools.combinations(w.concepts, 2):
-        distance = sum(a.attributes[k] != b.attributes[k] for k in VISIBLE_ATTRIBUTES)
+        distance = sum(a.attributes[k] != b.attributes[k] for k in SALIENT_ATTRIBUTES)
         assert distance >= w.config.min_attribute_distance, (a.concept_id, b.concept_id)
 
 
