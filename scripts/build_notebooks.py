@@ -219,7 +219,8 @@ pd.DataFrame({"image": ["yes" if i is not None else "no" for i, _ in items],
 The paper's LoRA rank 128 and lr 3e-4 are sized for a 7B model. For the embedded model we
 swept the learning rate and the LoRA rank on the first concept (seed 0, 6 steps) and take the
 **smallest learning rate that reaches 100% efficacy and ≥ 95% generality EM while keeping
-specificity ≥ 95% of the original**, breaking ties by the smaller rank.
+specificity ≥ 95% of the original**, breaking ties by the smaller rank. (The grid is the
+same for every profile; the smoke profile's micro model has its own defaults.)
 """),
         code('''from dataclasses import replace
 from siu_lib.evaluate import EvalConfig
@@ -227,8 +228,8 @@ from siu_lib.experiments import RunSpec, run_one, original_report
 eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
 orig_eval = original_report(original, processor, bench, concept.concept_id, eval_cfg)
 sweep = []
-for lr in (1e-3, 3e-3, 1e-2):
-    for r in (8, 32):
+for lr in (3e-3, 1e-2, 2e-2):
+    for r in (8, 16):
         cfg = replace(profile.unlearn, lr=lr, lora_r=r, lora_alpha=2 * r)
         row = run_one(RunSpec("tiny", concept.concept_id, "siu", 0, 6), original, processor, bench,
                       world.fake_names, cfg, eval_cfg, orig_eval)

@@ -89,7 +89,7 @@ def token_mask_for(processor: Any, records: Sequence[FTRecord], labels: Tensor) 
         start = answer_text.index(rec.mask_span)
         end = start + len(rec.mask_span)
         for pos, (s, e) in zip(positions.tolist(), enc["offset_mapping"]):
-            if s < end and e > start and answer_text[s:e].strip():
+            if s < end and e > start:  # the token's characters overlap the span
                 mask[b, pos] = 0
     return mask
 

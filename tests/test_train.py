@@ -17,7 +17,8 @@ from siu_lib.methods import METHODS, UnlearnTarget, get_method, reveals
 from siu_lib.models import batch_to_model
 from siu_lib.train import (TrainConfig, collate_records, name_token_ids, unlearn, vocab_mask_for)
 
-FAST = TrainConfig(steps=6, batch_size=4, lr=3e-3, projector_lr=1e-3, lora_r=8, lora_alpha=16,
+#: 6 steps at batch 4 as in the paper; lr/rank for the 0.3 M-parameter micro model
+FAST = TrainConfig(steps=6, batch_size=4, lr=1e-2, projector_lr=1e-3, lora_r=8, lora_alpha=16,
                    lora_dropout=0.0, seed=0)
 
 
@@ -60,7 +61,10 @@ def test_token_mask_lands_on_the_fake_name_after_image_expansion(micro):
     assert int((ids[0] == image_id).sum()) == n_image ** 2
     masked = (tmask[0] == 0).nonzero().flatten()
     # (a) exactly the fake name's tokens, token by token, and only answer positions
-    assert proc.tokenizer.decode(ids[0, masked]) == " Jacob Campbell"
+    assert proc.tokenizer.decode(ids[0, masked]).strip() == "Jacob Campbell"
+    # the tokens right before and after the span stay in the KL
+    assert tmask[0, masked.min() - 1] == 1 and tmask[0, masked.max() + 1] == 1
+    assert proc.tokenizer.decode(ids[0, masked.max() + 1]).strip() == "."
     assert torch.equal(labels[0, masked], ids[0, masked])
     assert int(masked.min()) > int((ids[0] == image_id).nonzero().max())
     answer_pos = (labels[0] != losses.IGNORE_INDEX).nonzero().flatten()
@@ -70,7 +74,7 @@ def test_token_mask_lands_on_the_fake_name_after_image_expansion(micro):
     ans_b = (labels[1] != losses.IGNORE_INDEX).nonzero().flatten()
     kept_b = [p for p in ans_b.tolist() if tmask[1, p] == 1]
     assert [proc.tokenizer.convert_ids_to_tokens(int(ids[1, p])) for p in kept_b] == ["</s>"]
-    assert proc.tokenizer.decode(ids[1, ans_b[:-1]]) == " No. Ana Bell has red hair."
+    assert proc.tokenizer.decode(ids[1, ans_b[:-1]]).strip() == "No. Ana Bell has red hair."
     # (c) no span: nothing masked
     assert bool((tmask[2] == 1).all())
     assert batch["is_forget"].tolist() == [True, True, False]
@@ -147,15 +151,31 @@ def test_full_finetuning_uses_a_frozen_copy(micro):
     assert changed and not any("vision_tower" in n for n in changed)
 
 
+def recognised(model, micro, idx: int, images=range(1, 5)) -> list[bool]:
+    """Greedy answers on generality images of concept ``idx``: does each name it?"""
+    from siu_lib.generate import generate
+
+    c = micro.world.concepts[idx]
+    answers = generate(model, micro.processor, [(micro.world.render(c, i), "Who is in this picture?")
+                                                for i in images], max_new_tokens=24, progress=False)
+    return [c.name in a for a in answers]
+
+
 def test_siu_forgets_the_target_and_keeps_the_others(micro):
-    before = [recognition_logprob(micro.model, micro, i) for i in range(4)]
+    before = [recognised(micro.model, micro, i) for i in range(4)]
+    lp_before = [recognition_logprob(micro.model, micro, i) for i in range(4)]
     result = unlearn(micro.fresh(), micro.processor, target_of(micro, 0), "siu", train_config=FAST)
-    after = [recognition_logprob(result.model, micro, i) for i in range(4)]
-    # the target's recognising answer became much less likely on unseen images ...
-    assert after[0] < before[0] - 2.0, (before, after)
-    # ... while the other identities' stayed within tolerance
+    after = [recognised(result.model, micro, i) for i in range(4)]
+    lp_after = [recognition_logprob(result.model, micro, i) for i in range(4)]
+    drop = [b - a for b, a in zip(lp_before, lp_after)]
+    # the pre-trained model named every identity on unseen images ...
+    assert all(sum(r) >= 3 for r in before), before
+    # ... after 6 SIU steps on one image the target's recognising answer lost > 4 nats on
+    # unseen images, while the other identities' moved far less and are still named
+    assert drop[0] > 4.0, (lp_before, lp_after)
     for i in (1, 2, 3):
-        assert abs(after[i] - before[i]) < 1.0, (i, before, after)
+        assert abs(drop[i]) < 1.5 and abs(drop[i]) < drop[0] / 4, (i, lp_before, lp_after)
+        assert sum(after[i]) >= sum(before[i]) - 1, (i, before[i], after[i])
 
 
 def test_saved_adapter_loads_with_peft(micro, tmp_path):
