@@ -293,7 +293,7 @@ world = World(profile.world)
 bench = load_benchmark(ensure_synthetic(profile.world))
 METHODS = ("po", "ga", "ga_kl", "npo", "gd", "siu")
 eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
-concepts = [c.concept_id for c in bench.concepts[:profile.unlearn_concepts]]
+concepts = [c.concept_id for c in bench.concepts[:profile.table_concepts]]
 models = {size: load_model(ensure_pretrained(profile.world, profile.models[size], profile.pretrain[size]))
           for size in profile.models}
 originals = {(size, cid): original_report(models[size][0], models[size][1], bench, cid, eval_cfg)

@@ -336,7 +336,7 @@ def unlearn(model: torch.nn.Module, processor: Any, target: UnlearnTarget, metho
             output_dir=tmp, max_steps=tcfg.steps, per_device_train_batch_size=tcfg.batch_size,
             learning_rate=tcfg.lr, weight_decay=tcfg.weight_decay, lr_scheduler_type=tcfg.scheduler,
             warmup_steps=tcfg.warmup_ratio, seed=tcfg.seed, data_seed=tcfg.seed,
-            logging_steps=1, save_strategy="no", report_to="none", remove_unused_columns=False,
+            logging_strategy="no", save_strategy="no", report_to="none", remove_unused_columns=False,
             use_cpu=not use_cuda, bf16=bf16, disable_tqdm=not progress,
             dataloader_num_workers=0, max_grad_norm=1.0)
         trainer = UnlearningTrainer(
