@@ -19,9 +19,10 @@ import pandas as pd
 
 from .bench import Benchmark
 from .evaluate import EvalConfig, EvalReport, evaluate_unlearning
+from .finetune_data import concept_facts, model_facts
 from .generate import generate
 from .methods import UnlearnTarget
-from .paths import results_dir
+from .paths import cache_dir, results_dir
 from .results import atomic_write_json, run_metadata
 from .train import TrainConfig, unlearn
 
@@ -38,13 +39,25 @@ class RunSpec:
 
 
 def make_target(bench: Benchmark, concept_id: str, original: Any, processor: Any,
-                fake_names: Sequence[str]) -> UnlearnTarget:
+                fake_names: Sequence[str], facts_cache: str | Path | None = None) -> UnlearnTarget:
     """The :class:`UnlearnTarget` of a benchmark concept (its forget image, the other concepts,
-    the fake-name pool, and the original model's generator for GA-type data)."""
+    the fake-name pool, and the original model's generator for GA-type data).
+
+    Concepts without stored facts (a real model on the ``paper`` instance) get their text
+    facts from the original model's own answers (:func:`siu_lib.finetune_data.model_facts`),
+    generated once and cached in ``facts_cache`` (default: ``data/cache/facts/<bench>.json``).
+    """
     c = bench.concept(concept_id)
+    original_generate = partial(generate, original, processor, max_new_tokens=32, progress=False)
+    facts_of = concept_facts
+    if any(not o.facts for o in bench.concepts):
+        cache = Path(facts_cache) if facts_cache else cache_dir("facts") / f"{bench.name}.json"
+        known = model_facts(original_generate, [o.name for o in bench.concepts if not o.facts], cache)
+
+        def facts_of(concept: Any) -> list[tuple[str, str]]:
+            return concept_facts(concept) or known[concept.name]
     return UnlearnTarget(c, bench.forget_image(c.concept_id), bench.concepts, fake_names,
-                         original_generate=partial(generate, original, processor,
-                                                   max_new_tokens=32, progress=False))
+                         original_generate=original_generate, facts_of=facts_of)
 
 
 def original_report(original: Any, processor: Any, bench: Benchmark, concept_id: str,

@@ -41,3 +41,23 @@ def test_original_model_is_its_own_reference(micro, tmp_path):
                            ["model", "method"], ["efficacy"])
     assert abs(table.loc[0, "efficacy"] - (run["efficacy"] - 5)) < 1e-9
     assert abs(table.loc[0, "efficacy_std"] - 5) < 1e-9
+
+
+def test_concepts_without_facts_get_the_original_models_own_answers(micro, tmp_path):
+    from siu_lib.experiments import make_target
+    from siu_lib.methods import get_method
+
+    bench = load_benchmark(write_synthetic(micro.world, tmp_path / "bench", progress=False))
+    for c in bench.concepts:  # as on the `paper` instance: no stored facts
+        c.facts = []
+    cache = tmp_path / "facts.json"
+    target = make_target(bench, "c00", micro.model, micro.processor, micro.world.fake_names, cache)
+    assert cache.exists()
+    facts = target.facts_of(bench.concept("c01"))
+    name = bench.concept("c01").name
+    assert facts and all(name in q for q, _ in facts)
+    # the answers are the pre-trained model's own: it knows this identity's facts
+    assert any(name in a for _, a in facts)
+    records = get_method("siu").build_data(target, get_method("siu").config)
+    own = [r for r in records if r.target == "c"]
+    assert own and all(r.answer in {a for _, a in target.facts_of(bench.concept("c00"))} for r in own)
