@@ -30,7 +30,8 @@ from typing import Any, Sequence
 
 import torch
 from torch import Tensor
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainingArguments
+from transformers.trainer_callback import PrinterCallback
 
 from . import losses
 from .errors import ConfigError, DataFormatError
@@ -344,6 +345,8 @@ def unlearn(model: torch.nn.Module, processor: Any, target: UnlearnTarget, metho
             data_collator=lambda rs: collate_records(processor, rs),
             method=spec, method_config=mcfg, vocab_mask=vocab_mask,
             reference_model=reference, projector_lr=tcfg.projector_lr)
+        if not progress:  # the per-step terms are in trainer.history; no printed log lines
+            trainer.remove_callback(PrinterCallback)
         t0 = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - t0
