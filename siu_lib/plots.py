@@ -113,6 +113,8 @@ def plot_step_curves(steps: "Any", model: str | None = None) -> "plt.Figure":
                      legend=ax is axes.flat[0])
         ax.set_title(METRIC_LABELS[metric])
         ax.set_ylabel("")
+        if metric == "fluency":  # perplexities span orders of magnitude once a model collapses
+            ax.set_yscale("log")
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
     if axes.flat[0].get_legend() is not None:
