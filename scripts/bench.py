@@ -6,8 +6,8 @@
 * ``step_cost.csv``: seconds and peak memory of one unlearning step per method, with ratios to
   a plain CE step on the same batch. Times are medians of interleaved repeats measured side by
   side in one process (absolute times drift on a shared machine; ratios do not); peak memory is
-  measured in a fresh child process per method (the growth of the peak RSS over the steps on a
-  CPU, ``torch.cuda.max_memory_allocated`` on a GPU).
+  measured in a fresh child process per method (on a CPU the sampled peak RSS during the steps
+  minus the RSS before them; ``torch.cuda.max_memory_allocated`` on a GPU).
 
 Usage: ``python scripts/bench.py [--only world|pretrain|step] [--sizes tiny,small] [--repeats N]``
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -109,17 +108,36 @@ def _one_step(state) -> float:
 
 
 def _child_memory(size: str, batch: int, method: str, steps: int = 3) -> float:
-    """Peak memory (MB) of ``steps`` training steps, measured in this (fresh) process."""
+    """Peak memory (MB) that ``steps`` training steps add, measured in this (fresh) process:
+    on a GPU ``torch.cuda.max_memory_allocated``; on a CPU the peak resident set size sampled
+    every millisecond during the steps, minus the resident size just before them."""
+    import threading
+
+    import psutil
+
     state = _setup(size, batch, method)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
         for _ in range(steps):
             _one_step(state)
         return torch.cuda.max_memory_allocated() / 2**20
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    proc = psutil.Process()
+    baseline = proc.memory_info().rss
+    peak = [baseline]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     for _ in range(steps):
         _one_step(state)
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    done.set()
+    sampler.join()
+    return (peak[0] - baseline) / 2**20
 
 
 def bench_steps(sizes: list[str], batch: int = 4, repeats: int = 15) -> pd.DataFrame:
