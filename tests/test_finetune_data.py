@@ -21,7 +21,7 @@ from siu_lib.finetune_data import (
 )
 from siu_lib.world import World, WorldConfig
 
-#: the authors' released files, in the shared folder next to the project (/work/shared/...)
+#: the authors' released files, in the shared folder next to the project checkout (../shared)
 SUPPLEMENT = Path(__file__).resolve().parents[2] / "shared" / "external" / "siu-supplement"
 
 TARGETS = ("a", "b", "c", "d")
