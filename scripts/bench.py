@@ -91,10 +91,7 @@ def _setup(size: str, batch: int, method: str):
     wrapped, ref = prepare_model(model, cfg)
     batch_t = collate_records(processor, records)
     vmask = vocab_mask_for(tok, target.name, model.get_output_embeddings().weight.shape[0])
-    if method == "ce":
-        m = get_method("po")  # the PO loss is the plain answer CE
-        return wrapped, ref, batch_t, vmask, m, m.config
-    m = get_method(method)
+    m = get_method("po" if method == "ce" else method)  # the PO loss is the plain answer CE
     return wrapped, ref, batch_t, vmask, m, m.config
 
 

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from . import losses
 from .errors import ConfigError, DataFormatError, UnknownNameError
-from .finetune_data import (FACT_PROMPTS, FAKE_NAME_QUESTIONS, PRESENCE_QUESTIONS, FTRecord,
+from .finetune_data import (FAKE_NAME_QUESTIONS, PRESENCE_QUESTIONS, FTRecord,
                             SIUDataConfig, _get, build_siu_records, concept_facts)
 
 # ------------------------------------------------------------------------------ context

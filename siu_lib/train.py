@@ -21,7 +21,6 @@ record's mask span (:func:`token_mask_for`); the loss functions apply the next-t
 from __future__ import annotations
 
 import copy
-import math
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field

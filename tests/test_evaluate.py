@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from siu_lib.bench import load_benchmark, write_synthetic
-from siu_lib.evaluate import TABLE1_METRICS, EvalConfig, evaluate_unlearning
+from siu_lib.evaluate import TABLE1_METRICS, EvalConfig
 from siu_lib.experiments import RunSpec, mean_std_table, original_report, original_row, run_one
 from siu_lib.train import TrainConfig
 

@@ -3,7 +3,6 @@ micro world (tests/conftest.py)."""
 
 from __future__ import annotations
 
-import copy
 
 import pytest
 import torch
