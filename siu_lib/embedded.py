@@ -142,7 +142,7 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
     answers = generate(model, processor, rec_items + vel_items + fact_items
                        + [(i, q) for i, q, _ in vqa]
                        + [(i, "Who are the people in this picture?") for i, _ in groups],
-                       max_new_tokens=32, batch_size=32, progress=progress)
+                       max_new_tokens=48, batch_size=32, progress=progress)
     n1, n2, n3, n4 = len(rec_items), len(vel_items), len(fact_items), len(vqa)
     rec = [_contains(a, c.name) for a, c in zip(answers[:n1], rec_truth)]
     vel = [_contains(a, c.name) for a, c in zip(answers[n1:n1 + n2], rec_truth)]

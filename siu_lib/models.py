@@ -638,6 +638,11 @@ class PretrainConfig:
             :func:`siu_lib.embedded.build_and_pretrain` to shape the world's example stream,
             in the spirit of LLaVA's stage-1 feature alignment.
         vision_lr_scale: the vision tower's and projector's learning rate is ``lr`` times this.
+        bucket_batches: draw this many batches' worth of examples at a time, sort them by
+            length and cut them into batches (in a shuffled order), so that rows of similar
+            length share a batch and less compute goes to padding; 1 turns it off.
+        bf16: run the forward pass under CPU/CUDA bfloat16 autocast (mixed precision; the
+            weights and the optimiser stay float32).
     """
 
     steps: int = 1000
@@ -652,6 +657,8 @@ class PretrainConfig:
     max_length: int | None = None
     align_fraction: float = 0.0
     vision_lr_scale: float = 1.0
+    bucket_batches: int = 1
+    bf16: bool = False
 
     def warmup_steps(self) -> int:
         """Warm-up length in optimiser steps."""
@@ -659,10 +666,10 @@ class PretrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` on an out-of-range value."""
-        if self.steps < 1 or self.batch_size < 1 or self.log_every < 1:
+        if self.steps < 1 or self.batch_size < 1 or self.log_every < 1 or self.bucket_batches < 1:
             raise ConfigError(
-                f"steps, batch_size and log_every must be >= 1, got "
-                f"{self.steps}, {self.batch_size}, {self.log_every}"
+                f"steps, batch_size, log_every and bucket_batches must be >= 1, got "
+                f"{self.steps}, {self.batch_size}, {self.log_every}, {self.bucket_batches}"
             )
         if self.lr <= 0 or self.warmup < 0 or self.weight_decay < 0:
             raise ConfigError(
@@ -689,25 +696,39 @@ _SCHEDULES: dict[str, Callable[..., Any]] = {
 ExampleStream = Union[Callable[[random.Random], Example], Iterable[Example]]
 
 
+def _example_length(ex: Example) -> tuple[bool, int]:
+    """A sort key that orders examples by their (approximate) token length."""
+    return (ex.image is not None, len(ex.question) + len(ex.answer))
+
+
 def _example_batches(
-    stream: ExampleStream, batch_size: int, seed: int
+    stream: ExampleStream, batch_size: int, seed: int, bucket: int = 1
 ) -> Iterator[list[Example]]:
+    """Batches from a stream; with ``bucket > 1``, ``bucket`` batches' worth of examples are
+    drawn at once, sorted by length, cut into batches and yielded in a seeded random order."""
     if callable(stream) and not isinstance(stream, Iterator):
         rng = random.Random(seed)
-        while True:
-            yield [stream(rng) for _ in range(batch_size)]
-    iterator = iter(stream)
+        fn = stream
+        iterator: Iterator[Example] = iter(lambda: fn(rng), None)
+    else:
+        iterator = iter(stream)
+    order_rng = random.Random(f"buckets-{seed}")
     while True:
-        batch = []
-        for _ in range(batch_size):
+        pool = []
+        for _ in range(batch_size * bucket):
             try:
-                batch.append(next(iterator))
+                pool.append(next(iterator))
             except StopIteration:
                 break
-        if not batch:
+        if not pool:
             return
-        yield batch
-        if len(batch) < batch_size:
+        if bucket > 1:
+            pool.sort(key=_example_length)
+        batches = [pool[i:i + batch_size] for i in range(0, len(pool), batch_size)]
+        if bucket > 1:
+            order_rng.shuffle(batches)
+        yield from batches
+        if len(pool) < batch_size * bucket:
             return
 
 
@@ -739,7 +760,8 @@ def pretrain(
                    {"params": [p for p in part if p.ndim < 2], "weight_decay": 0.0, "lr": lr}]
     optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
     scheduler = _SCHEDULES[cfg.schedule](optimizer, cfg.warmup_steps(), cfg.steps)
-    batches = _example_batches(example_stream, cfg.batch_size, cfg.seed)
+    batches = _example_batches(example_stream, cfg.batch_size, cfg.seed, cfg.bucket_batches)
+    device_type = model_device_dtype(model)[0].type
 
     losses: list[float] = []
     model.train()
@@ -751,7 +773,8 @@ def pretrain(
                 logger.warning("example stream ran out after %d of %d steps", step, cfg.steps)
                 break
             batch = batch_to_model(collate_examples(processor, examples, cfg.max_length), model)
-            loss = model(**batch).loss
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                loss = model(**batch).loss
             if not torch.isfinite(loss):
                 raise SIUError(f"pre-training loss is {loss.item()} at step {step}")
             optimizer.zero_grad(set_to_none=True)

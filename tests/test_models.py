@@ -21,7 +21,7 @@ from transformers import (
     pipeline,
 )
 
-from siu_lib.errors import ModelLoadError, UnknownNameError
+from siu_lib.errors import ConfigError, ModelLoadError, UnknownNameError
 from siu_lib.generate import answer_logprobs, generate
 from siu_lib.models import (
     IGNORE_INDEX,
@@ -234,6 +234,37 @@ def test_pretraining_is_deterministic(tokenizer):
         cfg = PretrainConfig(steps=3, batch_size=4, lr=1e-3, seed=11)
         runs.append(pretrain(model, processor, toy_example, cfg, progress=False))
     assert runs[0] == runs[1]
+
+
+def test_length_bucketing_keeps_every_example_once_and_groups_lengths():
+    from siu_lib.models import _example_batches
+    rng = random.Random(5)
+    stream = [Example(None, "q" * rng.randint(1, 60), "a") for _ in range(64)]
+    plain = [b for b in _example_batches(iter(stream), 4, seed=0, bucket=1)]
+    bucketed = [b for b in _example_batches(iter(stream), 4, seed=0, bucket=8)]
+    assert [e for b in plain for e in b] == stream  # no bucketing: stream order
+    flat = [e for b in bucketed for e in b]
+    assert sorted(map(id, flat)) == sorted(map(id, stream)) and len(flat) == 64
+
+    def spread(batches):  # mean length range inside a batch
+        return sum(max(len(e.question) for e in b) - min(len(e.question) for e in b)
+                   for b in batches) / len(batches)
+    assert spread(bucketed) < 0.25 * spread(plain)
+    again = [b for b in _example_batches(iter(stream), 4, seed=0, bucket=8)]
+    assert [[id(e) for e in b] for b in again] == [[id(e) for e in b] for b in bucketed]
+    with pytest.raises(ConfigError, match="bucket_batches"):
+        PretrainConfig(bucket_batches=0).validate()
+
+
+def test_bucketed_bf16_pretraining_is_deterministic_and_learns(tokenizer):
+    runs = []
+    for _ in range(2):
+        model, processor = build_embedded_model(TOY_CONFIG, tokenizer, seed=3)
+        cfg = PretrainConfig(steps=30, batch_size=4, lr=3e-3, seed=11, bucket_batches=4, bf16=True)
+        runs.append(pretrain(model, processor, toy_example, cfg, progress=False))
+        assert next(model.parameters()).dtype == torch.float32  # mixed precision, fp32 weights
+    assert runs[0] == runs[1]
+    assert sum(runs[0][-5:]) / 5 < sum(runs[0][:5]) / 5
 
 
 # ----------------------------------------------------------------------------- generation
