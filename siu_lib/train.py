@@ -240,7 +240,7 @@ class UnlearningTrainer(Trainer):
                     (proj if "multi_modal_projector" in n else rest).append(p)
             groups = [{"params": rest, "lr": self.args.learning_rate}]
             if proj:
-                groups.append({"params": proj, "lr": self.projector_lr or self.args.learning_rate})
+                groups.append({"params": proj, "lr": self.args.learning_rate if self.projector_lr is None else self.projector_lr})
             self.optimizer = torch.optim.AdamW(groups, lr=self.args.learning_rate,
                                                weight_decay=self.args.weight_decay)
         return self.optimizer

@@ -6,7 +6,8 @@ images_per_concept, image_size)``. It holds
 * **concepts**: drawn characters with a multi-token invented name, a visual attribute list
   (face shape, skin, hair colour and style, eyes, glasses, beard, hat, clothing, mark) chosen
   so that every two identities differ in at least ``min_attribute_distance`` visible
-  attributes, and text facts (profession, home city and a deed unique to the concept);
+  attributes and in at least ``min_color_distance`` of the large coloured areas (skin, hair,
+  clothing), and text facts (profession, home city and a deed unique to the concept);
 * **an image renderer** that draws a concept with random position, scale, rotation,
   background, lighting and noise; group photos of two identities side by side;
 * **text**: paraphrase banks for recognition (English and a second template language,
@@ -33,7 +34,7 @@ from .errors import ConfigError, UnknownNameError
 
 #: bumped whenever rendering or text generation changes, so that cached benchmark instances
 #: and checkpoints built from an older world are rebuilt rather than reused
-WORLD_REVISION = 3
+WORLD_REVISION = 5
 
 # ----------------------------------------------------------------------------- attributes
 
@@ -49,7 +50,8 @@ SKIN_TONES = {
 CLOTHING_COLORS = {
     "red": (215, 30, 30), "green": (30, 160, 50), "blue": (30, 60, 200),
     "yellow": (245, 220, 30), "purple": (130, 40, 170), "orange": (250, 130, 20),
-    "black": (20, 20, 20), "white": (245, 245, 245),
+    "black": (20, 20, 20), "white": (245, 245, 245), "pink": (245, 130, 190),
+    "cyan": (40, 205, 225), "grey": (125, 125, 125), "brown": (125, 80, 40),
 }
 EYE_COLORS = {"brown": (90, 50, 20), "blue": (40, 110, 230), "green": (40, 170, 60)}
 FACE_SHAPES = ("round", "oval", "square", "long")
@@ -77,6 +79,22 @@ VISIBLE_ATTRIBUTES = ("face_shape", "skin", "hair_color", "hair_style", "glasses
 #: attributes that stay recognisable under the renderer's blur, noise and scale changes; every
 #: two identities differ in at least ``min_attribute_distance`` of these
 SALIENT_ATTRIBUTES = ("skin", "hair_color", "hair_style", "glasses", "beard", "hat", "clothing")
+#: the large coloured areas of a picture; every two identities differ in at least
+#: ``min_color_distance`` of these (a bald identity's hair colour counts as absent), so that no
+#: two identities share the same colour signature and only small details tell them apart
+COLOR_ATTRIBUTES = ("skin", "hair_color", "clothing")
+
+
+def visible_color(attributes: dict[str, str], key: str) -> str:
+    """The colour attribute ``key`` as a picture shows it ("none" for a bald identity's hair)."""
+    if key == "hair_color" and attributes["hair_style"] == "bald" and attributes["beard"] == "none":
+        return "none"
+    return attributes[key]
+
+
+def color_distance(a: dict[str, str], b: dict[str, str]) -> int:
+    """How many of :data:`COLOR_ATTRIBUTES` two identities' pictures show differently."""
+    return sum(visible_color(a, k) != visible_color(b, k) for k in COLOR_ATTRIBUTES)
 
 BACKGROUNDS = [(200, 220, 235), (235, 225, 200), (210, 235, 210), (230, 210, 230),
                (180, 180, 180), (245, 245, 235), (150, 190, 210), (225, 195, 170)]
@@ -161,7 +179,8 @@ VELISH_RECOGNITION_QUESTIONS = (
 VELISH_RECOGNITION_ANSWERS = ("Esta es {name}.", "La persona es {name}.", "Tiu es {name}.")
 VELISH_COLORS = {"black": "nigra", "brown": "bruna", "blonde": "flava", "red": "ruja",
                  "white": "blanka", "blue": "blua", "green": "verda", "yellow": "flava",
-                 "purple": "viola", "orange": "oranja"}
+                 "purple": "viola", "orange": "oranja", "pink": "roza",
+                 "cyan": "cejana", "grey": "griza"}
 
 FACT_QUESTIONS = {
     "profession": ("What is the profession of {name}?", "What does {name} do for a living?",
@@ -208,8 +227,8 @@ GROUP_ANSWER = "On the left is {left}, and on the right is {right}."
 
 #: the pre-training mixture (task -> weight); identity tasks dominate because they are what
 #: the vision tower must learn from scratch
-PRETRAIN_MIXTURE = {"recognition": 0.30, "recognition_velish": 0.12, "yesno": 0.10,
-                    "facts": 0.12, "multihop": 0.08, "general_vqa": 0.12, "group": 0.16}
+PRETRAIN_MIXTURE = {"recognition": 0.22, "recognition_velish": 0.10, "yesno": 0.08,
+                    "facts": 0.10, "multihop": 0.08, "general_vqa": 0.22, "group": 0.20}
 #: stage 1 (identity alignment): naming the people in single and group pictures
 ALIGN_MIXTURE = {"recognition": 0.6, "recognition_velish": 0.15, "group": 0.25}
 
@@ -286,6 +305,8 @@ class WorldConfig:
         image_size: side of the square RGB images in pixels.
         min_attribute_distance: every two identities differ in at least this many salient
             attributes (:data:`SALIENT_ATTRIBUTES`).
+        min_color_distance: ... and in at least this many of the colour attributes
+            (:data:`COLOR_ATTRIBUTES`, see :func:`color_distance`).
         n_fake_names: size of the pool of fake names (disjoint from every concept's name)
             that SIU's target (a) draws from.
         group_photos_per_pair: benchmark group photos per (concept, partner) pair.
@@ -296,6 +317,7 @@ class WorldConfig:
     images_per_concept: int = 50
     image_size: int = 64
     min_attribute_distance: int = 4
+    min_color_distance: int = 2
     n_fake_names: int = 64
     group_photos_per_pair: int = 4
 
@@ -346,10 +368,14 @@ class World:
             tries += 1
             if tries > 200_000:
                 raise ConfigError(f"cannot draw {cfg.n_concepts} identities differing in "
-                                  f">= {cfg.min_attribute_distance} attributes")
+                                  f">= {cfg.min_attribute_distance} attributes and "
+                                  f">= {cfg.min_color_distance} colours")
             cand = {k: rng.choice(v) for k, v in ATTRIBUTE_VALUES.items()}
+            # clothing, the largest coloured area, is spread evenly: the least-worn colours
+            worn = {v: sum(o["clothing"] == v for o in looks) for v in CLOTHING_COLORS}
+            cand["clothing"] = rng.choice([v for v in CLOTHING_COLORS if worn[v] == min(worn.values())])
             if all(sum(cand[a] != o[a] for a in SALIENT_ATTRIBUTES) >= cfg.min_attribute_distance
-                   for o in looks):
+                   and color_distance(cand, o) >= cfg.min_color_distance for o in looks):
                 looks.append(cand)
         deeds = [f"{v} {o}" for v in DEED_VERBS for o in DEED_OBJECTS]
         rng.shuffle(deeds)

@@ -4,6 +4,8 @@ micro world (tests/conftest.py)."""
 from __future__ import annotations
 
 
+from dataclasses import replace
+
 import pytest
 import torch
 from peft import PeftModel
@@ -138,6 +140,20 @@ def test_lora_reference_equals_the_untouched_model_and_parameters_change(micro):
     assert (unlearned - original).abs().max() > 1e-3
     lora_b = [p for n, p in result.model.named_parameters() if "lora_B" in n]
     assert lora_b and any(p.abs().sum() > 0 for p in lora_b)
+
+
+def test_projector_learning_rate_zero_keeps_the_projector(micro):
+    def projector(model):
+        return {n.split("multi_modal_projector.")[-1].replace("modules_to_save.default.", ""): p.detach().clone()
+                for n, p in model.named_parameters() if "multi_modal_projector" in n and "original_module" not in n}
+    before = projector(micro.model)
+    for lr, moved in ((0.0, False), (1e-3, True)):
+        cfg = replace(FAST, projector_lr=lr)
+        result = unlearn(micro.fresh(), micro.processor, target_of(micro), "siu", train_config=cfg)
+        after = projector(result.model)
+        assert set(after) == set(before)
+        changed = any(not torch.equal(before[k], after[k]) for k in before)
+        assert changed is moved, (lr, sorted(after))
 
 
 def test_full_finetuning_uses_a_frozen_copy(micro):

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from siu_lib.errors import ConfigError, UnknownNameError
-from siu_lib.world import SALIENT_ATTRIBUTES, World, WorldConfig
+from siu_lib.world import SALIENT_ATTRIBUTES, World, WorldConfig, color_distance
 
 CFG = WorldConfig(n_concepts=6, images_per_concept=8, image_size=32)
 
@@ -66,6 +66,17 @@ def test_every_two_concepts_differ_in_enough_visible_attributes() -> None:
     for a, b in itertools.combinations(w.concepts, 2):
         distance = sum(a.attributes[k] != b.attributes[k] for k in SALIENT_ATTRIBUTES)
         assert distance >= w.config.min_attribute_distance, (a.concept_id, b.concept_id)
+        assert color_distance(a.attributes, b.attributes) >= w.config.min_color_distance
+
+
+def test_color_distance_by_hand() -> None:
+    a = {"skin": "pale", "hair_color": "red", "hair_style": "short", "beard": "none", "clothing": "blue"}
+    b = {**a, "hair_color": "black"}
+    assert color_distance(a, b) == 1
+    assert color_distance(a, {**b, "clothing": "red"}) == 2
+    bald = {**b, "hair_style": "bald"}  # a bald, beardless head shows no hair colour
+    assert color_distance(bald, {**bald, "hair_color": "white"}) == 0
+    assert color_distance(bald, {**bald, "hair_color": "white", "beard": "full"}) == 1
 
 
 def test_facts_include_a_unique_deed(world: World) -> None:
