@@ -60,7 +60,7 @@ paper's images were never released, so this project ships two instances of one o
 """),
         code(PARAMETERS, ("parameters",)),
         code(SETUP),
-        md("## The synthetic world\nEvery identity differs from every other in at least three visible attributes; names are invented and split into several tokens."),
+        md("## The synthetic world\nEvery two identities differ in at least `min_attribute_distance` (4) of the salient attributes and in at least two of the three large colour areas (skin, hair, clothing; the twelve clothing colours are worn evenly), so that no two share a colour signature. Names are invented and split into several tokens."),
         code('''from siu_lib.world import World
 world = World(profile.world)
 pd.DataFrame([{"id": c.concept_id, "name": c.name, **c.attributes,
