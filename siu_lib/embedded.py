@@ -108,6 +108,11 @@ class KnowledgeReport:
     group_photo: float
 
 
+#: greedy decoding length of :func:`evaluate_pretrained`: long enough for the longest answer the
+#: world trains (a group photo's two multi-token names), which a test checks
+KNOWLEDGE_MAX_NEW_TOKENS = 48
+
+
 def _contains(answer: str, expected: str) -> bool:
     return expected.lower() in answer.lower()
 
@@ -142,7 +147,7 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
     answers = generate(model, processor, rec_items + vel_items + fact_items
                        + [(i, q) for i, q, _ in vqa]
                        + [(i, "Who are the people in this picture?") for i, _ in groups],
-                       max_new_tokens=48, batch_size=32, progress=progress)
+                       max_new_tokens=KNOWLEDGE_MAX_NEW_TOKENS, batch_size=32, progress=progress)
     n1, n2, n3, n4 = len(rec_items), len(vel_items), len(fact_items), len(vqa)
     rec = [_contains(a, c.name) for a, c in zip(answers[:n1], rec_truth)]
     vel = [_contains(a, c.name) for a, c in zip(answers[n1:n1 + n2], rec_truth)]

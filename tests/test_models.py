@@ -364,3 +364,20 @@ def test_load_model_errors(tmp_path, tokenizer):
     tokenizer.save_pretrained(no_images_dir)
     with pytest.raises(ModelLoadError, match="llava_without_image_processor"):
         load_model(no_images_dir)
+
+
+def test_knowledge_evaluation_decodes_the_longest_trained_answer():
+    """Regression: group-photo answers (two multi-token names) were cut at 32 new tokens, so
+    the second name never appeared and group-photo accuracy was under-counted."""
+    from siu_lib.embedded import KNOWLEDGE_MAX_NEW_TOKENS
+    from siu_lib.profiles import get_profile
+    from siu_lib.world import GROUP_ANSWER, World
+
+    profile = get_profile("default")
+    world = World(profile.world)
+    tok = train_tokenizer(world.texts(), profile.models["tiny"].vocab_size)
+    names = sorted((c.name for c in world.concepts), key=lambda n: len(tok(" " + n)["input_ids"]))
+    longest = GROUP_ANSWER.format(left=names[-1], right=names[-2])
+    n_tokens = len(tok(longest)["input_ids"]) + 1  # + eos
+    assert n_tokens > 32  # the old budget really cut it
+    assert n_tokens <= KNOWLEDGE_MAX_NEW_TOKENS
