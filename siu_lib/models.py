@@ -725,7 +725,7 @@ def _example_batches(
         if bucket > 1:
             pool.sort(key=_example_length)
         batches = [pool[i:i + batch_size] for i in range(0, len(pool), batch_size)]
-        if bucket > 1:
+        if bucket > 1:  # sorted batches would run from short to long: shuffle their order
             order_rng.shuffle(batches)
         yield from batches
         if len(pool) < batch_size * bucket:

@@ -186,7 +186,6 @@ def method_step_loss(model: torch.nn.Module, batch: dict[str, Tensor], method: M
     return loss, terms, outputs
 
 
-
 class _RecordDataset(torch.utils.data.Dataset):
     def __init__(self, records: Sequence[FTRecord]):
         self.records = list(records)
@@ -240,7 +239,8 @@ class UnlearningTrainer(Trainer):
                     (proj if "multi_modal_projector" in n else rest).append(p)
             groups = [{"params": rest, "lr": self.args.learning_rate}]
             if proj:
-                groups.append({"params": proj, "lr": self.args.learning_rate if self.projector_lr is None else self.projector_lr})
+                lr = self.args.learning_rate if self.projector_lr is None else self.projector_lr
+                groups.append({"params": proj, "lr": lr})  # lr 0 freezes the projector
             self.optimizer = torch.optim.AdamW(groups, lr=self.args.learning_rate,
                                                weight_decay=self.args.weight_decay)
         return self.optimizer

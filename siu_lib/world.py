@@ -80,13 +80,14 @@ VISIBLE_ATTRIBUTES = ("face_shape", "skin", "hair_color", "hair_style", "glasses
 #: two identities differ in at least ``min_attribute_distance`` of these
 SALIENT_ATTRIBUTES = ("skin", "hair_color", "hair_style", "glasses", "beard", "hat", "clothing")
 #: the large coloured areas of a picture; every two identities differ in at least
-#: ``min_color_distance`` of these (a bald identity's hair colour counts as absent), so that no
+#: ``min_color_distance`` of these (a bald, beardless head shows no hair colour), so that no
 #: two identities share the same colour signature and only small details tell them apart
 COLOR_ATTRIBUTES = ("skin", "hair_color", "clothing")
 
 
 def visible_color(attributes: dict[str, str], key: str) -> str:
-    """The colour attribute ``key`` as a picture shows it ("none" for a bald identity's hair)."""
+    """The colour attribute ``key`` as a picture shows it ("none" for the hair colour of a
+    bald identity without a beard)."""
     if key == "hair_color" and attributes["hair_style"] == "bald" and attributes["beard"] == "none":
         return "none"
     return attributes[key]
@@ -363,6 +364,8 @@ class World:
             names.append(name)
             words.update(w.lower() for w in name.split())
         looks: list[dict[str, str]] = []
+        worn = dict.fromkeys(CLOTHING_COLORS, 0)  # identities drawn so far per clothing colour
+        least_worn = list(CLOTHING_COLORS)
         tries = 0
         while len(looks) < cfg.n_concepts:
             tries += 1
@@ -371,12 +374,13 @@ class World:
                                   f">= {cfg.min_attribute_distance} attributes and "
                                   f">= {cfg.min_color_distance} colours")
             cand = {k: rng.choice(v) for k, v in ATTRIBUTE_VALUES.items()}
-            # clothing, the largest coloured area, is spread evenly: the least-worn colours
-            worn = {v: sum(o["clothing"] == v for o in looks) for v in CLOTHING_COLORS}
-            cand["clothing"] = rng.choice([v for v in CLOTHING_COLORS if worn[v] == min(worn.values())])
+            # clothing, the largest coloured area, is spread evenly: one of the least-worn colours
+            cand["clothing"] = rng.choice(least_worn)
             if all(sum(cand[a] != o[a] for a in SALIENT_ATTRIBUTES) >= cfg.min_attribute_distance
                    and color_distance(cand, o) >= cfg.min_color_distance for o in looks):
                 looks.append(cand)
+                worn[cand["clothing"]] += 1
+                least_worn = [v for v, n in worn.items() if n == min(worn.values())]
         deeds = [f"{v} {o}" for v in DEED_VERBS for o in DEED_OBJECTS]
         rng.shuffle(deeds)
         concepts = []
