@@ -227,12 +227,18 @@ def test_model_learned_the_world(trained):
     assert answers == expected
 
 
-def test_pretraining_is_deterministic(tokenizer):
-    runs = []
+def _pretrain_twice(tokenizer, cfg):
+    """Two pre-trainings of fresh toy models with the same configs: (models, loss curves)."""
+    models, runs = [], []
     for _ in range(2):
         model, processor = build_embedded_model(TOY_CONFIG, tokenizer, seed=3)
-        cfg = PretrainConfig(steps=3, batch_size=4, lr=1e-3, seed=11)
         runs.append(pretrain(model, processor, toy_example, cfg, progress=False))
+        models.append(model)
+    return models, runs
+
+
+def test_pretraining_is_deterministic(tokenizer):
+    _, runs = _pretrain_twice(tokenizer, PretrainConfig(steps=3, batch_size=4, lr=1e-3, seed=11))
     assert runs[0] == runs[1]
 
 
@@ -257,11 +263,9 @@ def test_length_bucketing_keeps_every_example_once_and_groups_lengths():
 
 
 def test_bucketed_bf16_pretraining_is_deterministic_and_learns(tokenizer):
-    runs = []
-    for _ in range(2):
-        model, processor = build_embedded_model(TOY_CONFIG, tokenizer, seed=3)
-        cfg = PretrainConfig(steps=30, batch_size=4, lr=3e-3, seed=11, bucket_batches=4, bf16=True)
-        runs.append(pretrain(model, processor, toy_example, cfg, progress=False))
+    cfg = PretrainConfig(steps=30, batch_size=4, lr=3e-3, seed=11, bucket_batches=4, bf16=True)
+    models, runs = _pretrain_twice(tokenizer, cfg)
+    for model in models:
         assert next(model.parameters()).dtype == torch.float32  # mixed precision, fp32 weights
     assert runs[0] == runs[1]
     assert sum(runs[0][-5:]) / 5 < sum(runs[0][:5]) / 5
