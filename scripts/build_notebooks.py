@@ -125,7 +125,7 @@ bench = load_benchmark(ensure_synthetic(profile.world))
 checkpoints = {size: ensure_pretrained(profile.world, profile.models[size], profile.pretrain[size])
                for size in profile.models}
 checkpoints'''),
-        md("## What the models know\nMeasured on **generality images** (never seen in pre-training). Targets: recognition ≥ 98% for every concept, text facts ≥ 95%, general VQA ≥ 90%, second-language recognition ≥ 95%, both identities named in group photos ≥ 90%."),
+        md("## What the models know\nMeasured on **generality images** (never seen in pre-training). Targets: recognition ≥ 98% for every concept, text facts ≥ 95%, general VQA ≥ 90%, second-language recognition ≥ 95%, both identities named in group photos ≥ 90%. Two diagnostic columns follow: how often the model answers *yes* to \"is `<c>` in the image?\" when the image shows `c` (`yes_to_own`) and when it shows someone else (`yes_to_other`). Equal rates mean the yes/no answers ignore the face; that is the baseline against which the yes/no half of SIU's generality EM (notebooks 03–05) has to be read."),
         code('''table, per_concept = pretrain_table(checkpoints, bench, world, images_per_concept=profile.eval_images)
 from siu_lib.results import atomic_write_csv
 atomic_write_csv(RESULTS / "pretrain.csv", table)

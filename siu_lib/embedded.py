@@ -25,11 +25,12 @@ from typing import Any
 from .bench import Benchmark
 from .errors import ConfigError
 from .generate import generate
+from .metrics import reveals_yesno
 from .models import (EmbeddedConfig, Example, PretrainConfig, build_embedded_model, count_parameters,
                      load_model, pretrain, train_tokenizer)
 from .paths import checkpoint_dir
 from .results import atomic_write_json, run_metadata
-from .world import WORLD_REVISION, World, WorldConfig
+from .world import WORLD_REVISION, YESNO_QUESTIONS, World, WorldConfig
 
 
 def checkpoint_key(world: WorldConfig, model: EmbeddedConfig, train: PretrainConfig) -> str:
@@ -98,6 +99,12 @@ class KnowledgeReport:
         general_vqa: general visual-QA items answered with the right keyword.
         second_language: generality images named correctly when asked in Velish.
         group_photo: group photos where both identities are named.
+        yes_to_own: "is <c> in the image?" questions on a generality image of ``c`` answered
+            yes (a response that starts with "yes", the yes test of the generality EM).
+        yes_to_other: the same questions naming another concept answered yes. A model that
+            binds names to faces has ``yes_to_own`` near 1 and ``yes_to_other`` near 0; equal
+            rates mean its yes/no answers ignore the face, which is the baseline against
+            which the yes/no half of the generality EM should be read.
     """
 
     recognition: float
@@ -106,6 +113,8 @@ class KnowledgeReport:
     general_vqa: float
     second_language: float
     group_photo: float
+    yes_to_own: float
+    yes_to_other: float
 
 
 #: greedy decoding length of :func:`evaluate_pretrained`: long enough for the longest answer the
@@ -118,12 +127,14 @@ def _contains(answer: str, expected: str) -> bool:
 
 
 def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: World,
-                        images_per_concept: int | None = None, progress: bool = True
-                        ) -> KnowledgeReport:
+                        images_per_concept: int | None = None, progress: bool = True,
+                        yesno_images: int = 10) -> KnowledgeReport:
     """Measure the embedded model's knowledge on a benchmark instance of its world.
 
     Recognition is asked with a generic question on up to ``images_per_concept`` generality
-    images of each concept (all by default), never seen in pre-training.
+    images of each concept (all by default), never seen in pre-training. The yes/no rates use
+    the first ``yesno_images`` of them, each asked once with the concept's own name and once
+    with another concept's name (the next ones in turn), paraphrases rotating.
     """
     if len(bench.concepts) != len(world.concepts):
         raise ConfigError("the benchmark and the world do not have the same concepts")
@@ -141,14 +152,25 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
             f = c.fact(key)
             fact_items.append((None, f.question))
             fact_truth.append(f.value)
+    yes_own, yes_other = [], []
+    n = len(world.concepts)
+    for i, c in enumerate(world.concepts):
+        paths = bench.generality_image_paths(c.concept_id)[:yesno_images]
+        for k, p in enumerate(paths):
+            other = world.concepts[(i + 1 + k % (n - 1)) % n]
+            yes_own.append((bench.load_image(p), world.yesno_prompts(c)[k % len(YESNO_QUESTIONS)]))
+            yes_other.append((bench.load_image(p), world.yesno_prompts(other)[k % len(YESNO_QUESTIONS)]))
     vqa = [(bench.load_image(v.image), v.question, v.answer) for v in bench.general_vqa]
     groups = [(bench.load_image(g.image), g) for g in bench.group_photos]
 
     answers = generate(model, processor, rec_items + vel_items + fact_items
                        + [(i, q) for i, q, _ in vqa]
-                       + [(i, "Who are the people in this picture?") for i, _ in groups],
+                       + [(i, "Who are the people in this picture?") for i, _ in groups]
+                       + yes_own + yes_other,
                        max_new_tokens=KNOWLEDGE_MAX_NEW_TOKENS, batch_size=32, progress=progress)
     n1, n2, n3, n4 = len(rec_items), len(vel_items), len(fact_items), len(vqa)
+    yes = [reveals_yesno(a) for a in answers[len(answers) - len(yes_own) - len(yes_other):]]
+    answers = answers[:len(answers) - len(yes_own) - len(yes_other)]
     rec = [_contains(a, c.name) for a, c in zip(answers[:n1], rec_truth)]
     vel = [_contains(a, c.name) for a, c in zip(answers[n1:n1 + n2], rec_truth)]
     facts = [_contains(a, v) for a, v in zip(answers[n1 + n2:n1 + n2 + n3], fact_truth)]
@@ -161,7 +183,8 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
         hits = [r for r, t in zip(rec, rec_truth) if t is c]
         per[c.concept_id] = sum(hits) / len(hits)
     mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
-    return KnowledgeReport(mean(rec), per, mean(facts), mean(vq), mean(vel), mean(grp))
+    return KnowledgeReport(mean(rec), per, mean(facts), mean(vq), mean(vel), mean(grp),
+                           mean(yes[:len(yes_own)]), mean(yes[len(yes_own):]))
 
 
 def load_pretrained(folder: str | Path, **kwargs: Any) -> tuple[Any, Any]:
@@ -173,7 +196,8 @@ def pretrain_table(checkpoints: dict[str, str | Path], bench: Benchmark, world: 
                    images_per_concept: int | None = None, progress: bool = True
                    ) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     """The ``pretrain.csv`` table (one row per model size: ``model, params, pretrain_seconds,
-    recognition, facts, general_vqa, second_language, group_photo``, fractions in [0, 1]) and
+    recognition, facts, general_vqa, second_language, group_photo``, then the diagnostic
+    ``yes_to_own, yes_to_other`` of :class:`KnowledgeReport`; fractions in [0, 1]) and
     the per-concept recognition table (concept x model)."""
     import pandas as pd
 
@@ -186,7 +210,8 @@ def pretrain_table(checkpoints: dict[str, str | Path], bench: Benchmark, world: 
                      "pretrain_seconds": round(info["pretrain_seconds"], 1),
                      "recognition": rep.recognition, "facts": rep.facts,
                      "general_vqa": rep.general_vqa, "second_language": rep.second_language,
-                     "group_photo": rep.group_photo})
+                     "group_photo": rep.group_photo, "yes_to_own": rep.yes_to_own,
+                     "yes_to_other": rep.yes_to_other})
         per[size] = rep.recognition_per_concept
     per_concept = pd.DataFrame(per)
     per_concept.index.name = "concept_id"

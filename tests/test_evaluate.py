@@ -61,3 +61,27 @@ def test_concepts_without_facts_get_the_original_models_own_answers(micro, tmp_p
     records = get_method("siu").build_data(target, get_method("siu").config)
     own = [r for r in records if r.target == "c"]
     assert own and all(r.answer in {a for _, a in target.facts_of(bench.concept("c00"))} for r in own)
+
+
+def test_knowledge_report_counts_yes_answers_to_own_and_other_names(micro, tmp_path):
+    from siu_lib.embedded import evaluate_pretrained
+    from siu_lib.generate import generate
+
+    bench = load_benchmark(write_synthetic(micro.world, tmp_path / "bench", progress=False))
+    rep = evaluate_pretrained(micro.model, micro.processor, bench, micro.world,
+                              images_per_concept=3, progress=False, yesno_images=2)
+    assert rep.recognition >= 0.5 and set(rep.recognition_per_concept) == {"c00", "c01", "c02", "c03"}
+    # recount by hand: image k of concept i, asked with its own name and with concept i+1+k's
+    concepts = micro.world.concepts
+    own, other = [], []
+    for i, c in enumerate(concepts):
+        for k, p in enumerate(bench.generality_image_paths(c.concept_id)[:2]):
+            shown_other = concepts[(i + 1 + k) % len(concepts)]
+            assert shown_other is not c
+            img = bench.load_image(p)
+            own.append((img, micro.world.yesno_prompts(c)[k]))
+            other.append((img, micro.world.yesno_prompts(shown_other)[k]))
+    answers = generate(micro.model, micro.processor, own + other, max_new_tokens=8, progress=False)
+    said_yes = [a.strip().lower().startswith("yes") for a in answers]
+    assert rep.yes_to_own == sum(said_yes[:8]) / 8
+    assert rep.yes_to_other == sum(said_yes[8:]) / 8
