@@ -392,6 +392,8 @@ def build() -> list[Path]:
     """Write every notebook; return their paths."""
     out = []
     for name, cells in NOTEBOOKS.items():
+        for k, cell in enumerate(cells):  # stable ids: rebuilding an unchanged notebook is a no-op
+            cell["id"] = f"{name.split('_')[0]}-{k:02d}"
         nb = new_notebook(cells=cells, metadata={
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
             "language_info": {"name": "python"}})
