@@ -157,9 +157,10 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
     for i, c in enumerate(world.concepts):
         paths = bench.generality_image_paths(c.concept_id)[:yesno_images]
         for k, p in enumerate(paths):
-            other = world.concepts[(i + 1 + k % (n - 1)) % n]
-            yes_own.append((bench.load_image(p), world.yesno_prompts(c)[k % len(YESNO_QUESTIONS)]))
-            yes_other.append((bench.load_image(p), world.yesno_prompts(other)[k % len(YESNO_QUESTIONS)]))
+            img, j = bench.load_image(p), k % len(YESNO_QUESTIONS)
+            yes_own.append((img, world.yesno_prompts(c)[j]))
+            if n > 1:  # a one-concept world has no other name to ask about (rate: nan)
+                yes_other.append((img, world.yesno_prompts(world.concepts[(i + 1 + k % (n - 1)) % n])[j]))
     vqa = [(bench.load_image(v.image), v.question, v.answer) for v in bench.general_vqa]
     groups = [(bench.load_image(g.image), g) for g in bench.group_photos]
 
