@@ -138,29 +138,29 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
     """
     if len(bench.concepts) != len(world.concepts):
         raise ConfigError("the benchmark and the world do not have the same concepts")
-    rec_items, rec_truth, vel_items = [], [], []
-    for c in bench.concepts:
-        paths = bench.generality_image_paths(c.concept_id)[:images_per_concept]
-        for k, p in enumerate(paths):
-            img = bench.load_image(p)
-            rec_items.append((img, "Who is in this picture?"))
-            vel_items.append((img, world.recognition_questions(c.concept_id, "velish")[k % 3]))
-            rec_truth.append(c)
+    rec_items, rec_truth, vel_items, yes_own, yes_other = [], [], [], [], []
+    n = len(world.concepts)
+    for i, c in enumerate(bench.concepts):
+        paths = bench.generality_image_paths(c.concept_id)
+        n_rec = len(paths) if images_per_concept is None else min(images_per_concept, len(paths))
+        for k, p in enumerate(paths[:max(n_rec, yesno_images)]):
+            img = bench.load_image(p)  # once, for every question asked about it
+            if k < n_rec:
+                rec_items.append((img, "Who is in this picture?"))
+                vel_items.append((img, world.recognition_questions(c.concept_id, "velish")[k % 3]))
+                rec_truth.append(c)
+            if k < yesno_images:
+                j = k % len(YESNO_QUESTIONS)
+                yes_own.append((img, world.yesno_prompts(c.concept_id)[j]))
+                if n > 1:  # a one-concept world has no other name to ask about (rate: nan)
+                    other = world.concepts[(i + 1 + k % (n - 1)) % n]
+                    yes_other.append((img, world.yesno_prompts(other)[j]))
     fact_items, fact_truth = [], []
     for c in world.concepts:
         for key in ("profession", "city", "deed"):
             f = c.fact(key)
             fact_items.append((None, f.question))
             fact_truth.append(f.value)
-    yes_own, yes_other = [], []
-    n = len(world.concepts)
-    for i, c in enumerate(world.concepts):
-        paths = bench.generality_image_paths(c.concept_id)[:yesno_images]
-        for k, p in enumerate(paths):
-            img, j = bench.load_image(p), k % len(YESNO_QUESTIONS)
-            yes_own.append((img, world.yesno_prompts(c)[j]))
-            if n > 1:  # a one-concept world has no other name to ask about (rate: nan)
-                yes_other.append((img, world.yesno_prompts(world.concepts[(i + 1 + k % (n - 1)) % n])[j]))
     vqa = [(bench.load_image(v.image), v.question, v.answer) for v in bench.general_vqa]
     groups = [(bench.load_image(g.image), g) for g in bench.group_photos]
 
@@ -170,15 +170,15 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
                        + yes_own + yes_other,
                        max_new_tokens=KNOWLEDGE_MAX_NEW_TOKENS, batch_size=32, progress=progress)
     n1, n2, n3, n4 = len(rec_items), len(vel_items), len(fact_items), len(vqa)
-    yes = [reveals_yesno(a) for a in answers[len(answers) - len(yes_own) - len(yes_other):]]
-    answers = answers[:len(answers) - len(yes_own) - len(yes_other)]
+    n5 = n1 + n2 + n3 + n4 + len(groups)  # where the yes/no answers start
     rec = [_contains(a, c.name) for a, c in zip(answers[:n1], rec_truth)]
     vel = [_contains(a, c.name) for a, c in zip(answers[n1:n1 + n2], rec_truth)]
     facts = [_contains(a, v) for a, v in zip(answers[n1 + n2:n1 + n2 + n3], fact_truth)]
     vq = [_contains(a, exp) for a, (_, _, exp) in zip(answers[n1 + n2 + n3:n1 + n2 + n3 + n4], vqa)]
     grp = []
-    for a, (_, g) in zip(answers[n1 + n2 + n3 + n4:], groups):
+    for a, (_, g) in zip(answers[n1 + n2 + n3 + n4:n5], groups):
         grp.append(_contains(a, bench.concept(g.left).name) and _contains(a, bench.concept(g.right).name))
+    yes = [reveals_yesno(a) for a in answers[n5:]]
     per = {}
     for c in bench.concepts:
         hits = [r for r, t in zip(rec, rec_truth) if t is c]
