@@ -224,7 +224,7 @@ same for every profile; the smoke profile's micro model has its own defaults.)
 """),
         code('''from dataclasses import replace
 from siu_lib.evaluate import EvalConfig
-from siu_lib.experiments import RunSpec, run_one, original_report
+from siu_lib.experiments import RunSpec, em_split_columns, run_one, original_report
 eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
 orig_eval = original_report(original, processor, bench, concept.concept_id, eval_cfg)
 sweep = []
@@ -245,12 +245,20 @@ print("sweep choice:", choice, "| profile uses lr", profile.unlearn.lr, "rank", 
 Mean over the profile's concepts × seeds, measured on generality images. Targets (issue 4):
 efficacy 100%; generality EM ≥ 95%; other concepts' recognition ≥ 95% of the original's; the
 target's own text facts ≥ 90%; diversity within 10 points of the original model's.
+
+The generality EM is the mean over two prompt sets, so the table also splits it: **open
+prompts** ("who is this?"; forgotten when the answer does not name the concept) and **yes/no
+prompts** ("is `<c>` in this image?"; forgotten when the answer does not start with yes), each
+beside the original model's value. Target (a)'s fake names work on the open prompts; only
+target (b)'s two records ask a yes/no question, and the original model's yes/no answers lean on
+the name in the question, so the yes/no half is where the embedded model falls short.
 """),
         code('''rows, originals = [], []
 for c in bench.concepts[:profile.unlearn_concepts]:
     oe = original_report(original, processor, bench, c.concept_id, eval_cfg)
     originals.append({"concept": c.concept_id, "recognition": oe.specificity_accuracy["recognition"],
-                      "diversity": oe.row()["diversity"], "factual_retention": oe.row()["factual_retention"]})
+                      "diversity": oe.row()["diversity"], "factual_retention": oe.row()["factual_retention"],
+                      **em_split_columns(oe)})
     for seed in profile.seeds:
         rows.append(run_one(RunSpec("tiny", c.concept_id, "siu", seed, profile.unlearn.steps), original,
                             processor, bench, world.fake_names, profile.unlearn, eval_cfg, oe, profile.name))
@@ -258,11 +266,16 @@ rows, originals = pd.DataFrame(rows), pd.DataFrame(originals)
 targets = pd.DataFrame([
     {"target": "efficacy (%)", "measured": rows.efficacy.mean(), "goal": "= 100"},
     {"target": "generality EM (%)", "measured": rows.generality_em.mean(), "goal": ">= 95"},
+    {"target": "  of which open prompts (%)", "measured": rows.generality_em_open.mean(),
+     "goal": f"(original {originals.generality_em_open.mean():.1f})"},
+    {"target": "  of which yes/no prompts (%)", "measured": rows.generality_em_yesno.mean(),
+     "goal": f"(original {originals.generality_em_yesno.mean():.1f})"},
     {"target": "other concepts' recognition / original", "measured": rows.spec_recognition.mean() / originals.recognition.mean(), "goal": ">= 0.95"},
     {"target": "own text facts (%)", "measured": rows.factual_retention.mean(), "goal": ">= 90"},
     {"target": "diversity, original minus SIU (points)", "measured": originals.diversity.mean() - rows.diversity.mean(), "goal": "<= 10"},
 ])
-display(rows[["concept", "seed", "efficacy", "generality_em", "spec_recognition", "factual_retention", "diversity", "train_seconds", "eval_seconds"]])
+display(rows[["concept", "seed", "efficacy", "generality_em", "generality_em_open", "generality_em_yesno",
+              "spec_recognition", "factual_retention", "diversity", "train_seconds", "eval_seconds"]])
 targets'''),
     ],
     "04_run_baselines.ipynb": [

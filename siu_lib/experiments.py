@@ -21,6 +21,7 @@ from .bench import Benchmark
 from .evaluate import EvalConfig, EvalReport, evaluate_unlearning
 from .finetune_data import concept_facts, model_facts
 from .generate import generate
+from .metrics import PROMPT_KINDS
 from .methods import UnlearnTarget
 from .paths import cache_dir, results_dir
 from .results import atomic_write_json, run_metadata
@@ -36,6 +37,26 @@ class RunSpec:
     method: str
     seed: int
     steps: int
+
+
+#: the EM metrics whose per-prompt-kind split (open / yes-no) gets its own table columns
+EM_SPLIT_METRICS = ("efficacy", "generality_em")
+
+
+def em_split_columns(report: EvalReport) -> dict[str, float]:
+    """The efficacy and generality EM of ``report`` split by prompt kind, as table columns.
+
+    ``efficacy_open``, ``efficacy_yesno``, ``generality_em_open``, ``generality_em_yesno``: the
+    EM over the open prompts only (the answer does not name the concept) and over the yes/no
+    prompts only (the answer does not start with yes). The paper's EM is their mean over all
+    prompts; the split shows which half a method forgets (a kind with no prompts gives nan).
+    """
+    out = {}
+    for metric in EM_SPLIT_METRICS:
+        if metric in report.metrics:
+            by_kind = report.metrics[metric].details.get("by_kind", {})
+            out.update({f"{metric}_{kind}": by_kind.get(kind, float("nan")) for kind in PROMPT_KINDS})
+    return out
 
 
 def make_target(bench: Benchmark, concept_id: str, original: Any, processor: Any,
@@ -84,6 +105,7 @@ def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
            "concept": spec.concept_id, **report.row(),
            "specificity_ratio": report.metrics["specificity"].details.get("ratio_overall"),
            **{f"spec_{k}": v for k, v in report.specificity_accuracy.items()},
+           **em_split_columns(report),
            "train_seconds": round(t1 - t0, 2), "eval_seconds": round(t2 - t1, 2)}
     if profile is not None:
         path = (results_dir(profile) / "runs" /
@@ -99,7 +121,8 @@ def original_row(model_name: str, report: EvalReport) -> dict[str, Any]:
     """The table row of the original model on one concept."""
     return {"model": model_name, "method": "original", "steps": 0, "seed": 0,
             "concept": report.concept_id, **report.row(), "specificity_ratio": 1.0,
-            **{f"spec_{k}": v for k, v in report.specificity_accuracy.items()}}
+            **{f"spec_{k}": v for k, v in report.specificity_accuracy.items()},
+            **em_split_columns(report)}
 
 
 def mean_std_table(rows: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:

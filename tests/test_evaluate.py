@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from siu_lib.bench import load_benchmark, write_synthetic
 from siu_lib.evaluate import TABLE1_METRICS, EvalConfig
 from siu_lib.experiments import RunSpec, mean_std_table, original_report, original_row, run_one
+from siu_lib.metrics import reveals_open, reveals_yesno
 from siu_lib.train import TrainConfig
 
 #: strong enough to make the micro model stop naming the target in 6 steps
@@ -29,6 +32,16 @@ def test_original_model_is_its_own_reference(micro, tmp_path):
     assert all(g["answer"] is not None for g in rep.generations)
     row = original_row("micro", rep)
     assert row["method"] == "original" and row["specificity_ratio"] == 1.0
+    # the EM split by prompt kind, recounted by hand from the generations
+    name = bench.concept("c00").name
+    for metric, group in (("generality_em", "generality"), ("efficacy", "efficacy")):
+        gens = [g for g in rep.generations if g["group"] == group]
+        opens = [0 if reveals_open(g["answer"], name) else 100 for g in gens if g["kind"] == "open"]
+        yesnos = [0 if reveals_yesno(g["answer"]) else 100 for g in gens if g["kind"] == "yesno"]
+        assert opens and yesnos
+        assert row[f"{metric}_open"] == pytest.approx(sum(opens) / len(opens))
+        assert row[f"{metric}_yesno"] == pytest.approx(sum(yesnos) / len(yesnos))
+        assert row[metric] == pytest.approx((sum(opens) + sum(yesnos)) / (len(opens) + len(yesnos)))
 
     spec = RunSpec("micro", "c00", "siu", 0, 6)
     run = run_one(spec, micro.model, micro.processor, bench, micro.world.fake_names, STRONG,
@@ -36,6 +49,10 @@ def test_original_model_is_its_own_reference(micro, tmp_path):
     assert run["efficacy"] > rep.metrics["efficacy"].value  # forgetting went up on the forget image
     assert run["generality_cdis"] > 0.0
     assert math.isfinite(run["fluency"]) and run["specificity_ratio"] > 0
+    n_open = sum(g["kind"] == "open" for g in rep.generations if g["group"] == "generality")
+    n_yesno = sum(g["kind"] == "yesno" for g in rep.generations if g["group"] == "generality")
+    assert run["generality_em"] == pytest.approx(
+        (n_open * run["generality_em_open"] + n_yesno * run["generality_em_yesno"]) / (n_open + n_yesno))
     import pandas as pd
     table = mean_std_table(pd.DataFrame([run, {**run, "efficacy": run["efficacy"] - 10}]),
                            ["model", "method"], ["efficacy"])
