@@ -105,6 +105,11 @@ class KnowledgeReport:
             binds names to faces has ``yes_to_own`` near 1 and ``yes_to_other`` near 0; equal
             rates mean its yes/no answers ignore the face, which is the baseline against
             which the yes/no half of the generality EM should be read.
+        group_left: group photos whose answer names the left identity before the words "on
+            the right" (the trained answer is "On the left is A, and on the right is B").
+        group_right: group photos whose answer names the right identity after "on the right"
+            (an answer without those words gets no credit). The two sides show where
+            ``group_photo`` fails: a model that names one person twice loses one side.
     """
 
     recognition: float
@@ -115,6 +120,16 @@ class KnowledgeReport:
     group_photo: float
     yes_to_own: float
     yes_to_other: float
+    group_left: float = float("nan")
+    group_right: float = float("nan")
+
+
+def split_group_answer(answer: str) -> tuple[str, str]:
+    """A group-photo answer cut at its first "on the right" (case-insensitive): the text
+    before it (the left person's part) and from it on (the right person's; empty when the
+    answer never says "on the right")."""
+    k = answer.lower().find("on the right")
+    return (answer, "") if k < 0 else (answer[:k], answer[k:])
 
 
 #: greedy decoding length of :func:`evaluate_pretrained`: long enough for the longest answer the
@@ -175,9 +190,13 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
     vel = [_contains(a, c.name) for a, c in zip(answers[n1:n1 + n2], rec_truth)]
     facts = [_contains(a, v) for a, v in zip(answers[n1 + n2:n1 + n2 + n3], fact_truth)]
     vq = [_contains(a, exp) for a, (_, _, exp) in zip(answers[n1 + n2 + n3:n1 + n2 + n3 + n4], vqa)]
-    grp = []
+    grp, left, right = [], [], []
     for a, (_, g) in zip(answers[n1 + n2 + n3 + n4:n5], groups):
-        grp.append(_contains(a, bench.concept(g.left).name) and _contains(a, bench.concept(g.right).name))
+        name_l, name_r = bench.concept(g.left).name, bench.concept(g.right).name
+        grp.append(_contains(a, name_l) and _contains(a, name_r))
+        part_l, part_r = split_group_answer(a)
+        left.append(_contains(part_l, name_l))
+        right.append(_contains(part_r, name_r))
     yes = [reveals_yesno(a) for a in answers[n5:]]
     per = {}
     for c in bench.concepts:
@@ -185,7 +204,8 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
         per[c.concept_id] = sum(hits) / len(hits)
     mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
     return KnowledgeReport(mean(rec), per, mean(facts), mean(vq), mean(vel), mean(grp),
-                           mean(yes[:len(yes_own)]), mean(yes[len(yes_own):]))
+                           mean(yes[:len(yes_own)]), mean(yes[len(yes_own):]), mean(left),
+                           mean(right))
 
 
 def load_pretrained(folder: str | Path, **kwargs: Any) -> tuple[Any, Any]:
@@ -198,7 +218,7 @@ def pretrain_table(checkpoints: dict[str, str | Path], bench: Benchmark, world: 
                    ) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     """The ``pretrain.csv`` table (one row per model size: ``model, params, pretrain_seconds,
     recognition, facts, general_vqa, second_language, group_photo``, then the diagnostic
-    ``yes_to_own, yes_to_other`` of :class:`KnowledgeReport`; fractions in [0, 1]) and
+    ``yes_to_own, yes_to_other, group_left, group_right`` of :class:`KnowledgeReport`; fractions in [0, 1]) and
     the per-concept recognition table (concept x model)."""
     import pandas as pd
 
@@ -212,7 +232,8 @@ def pretrain_table(checkpoints: dict[str, str | Path], bench: Benchmark, world: 
                      "recognition": rep.recognition, "facts": rep.facts,
                      "general_vqa": rep.general_vqa, "second_language": rep.second_language,
                      "group_photo": rep.group_photo, "yes_to_own": rep.yes_to_own,
-                     "yes_to_other": rep.yes_to_other})
+                     "yes_to_other": rep.yes_to_other, "group_left": rep.group_left,
+                     "group_right": rep.group_right})
         per[size] = rep.recognition_per_concept
     per_concept = pd.DataFrame(per)
     per_concept.index.name = "concept_id"

@@ -102,3 +102,35 @@ def test_knowledge_report_counts_yes_answers_to_own_and_other_names(micro, tmp_p
     said_yes = [a.strip().lower().startswith("yes") for a in answers]
     assert rep.yes_to_own == sum(said_yes[:8]) / 8
     assert rep.yes_to_other == sum(said_yes[8:]) / 8
+
+
+def test_group_photo_sides_are_scored_separately(micro, tmp_path):
+    from siu_lib.embedded import evaluate_pretrained, split_group_answer
+    from siu_lib.generate import generate
+
+    # the answer's two halves, cut at "on the right"
+    assert split_group_answer("On the left is Ana Bo, and on the right is Ana Bo.") == (
+        "On the left is Ana Bo, and ", "on the right is Ana Bo.")
+    assert split_group_answer("There are two people.") == ("There are two people.", "")
+
+    bench = load_benchmark(write_synthetic(micro.world, tmp_path / "bench", progress=False))
+    assert bench.group_photos
+    rep = evaluate_pretrained(micro.model, micro.processor, bench, micro.world,
+                              images_per_concept=1, progress=False, yesno_images=1)
+    answers = generate(micro.model, micro.processor,
+                       [(bench.load_image(g.image), "Who are the people in this picture?")
+                        for g in bench.group_photos], max_new_tokens=48, progress=False)
+    left, right, both = [], [], []
+    for a, g in zip(answers, bench.group_photos):
+        name_l, name_r = bench.concept(g.left).name.lower(), bench.concept(g.right).name.lower()
+        cut = a.lower().find("on the right")
+        before, after = (a.lower(), "") if cut < 0 else (a.lower()[:cut], a.lower()[cut:])
+        left.append(name_l in before)
+        right.append(name_r in after)
+        both.append(name_l in a.lower() and name_r in a.lower())
+    n = len(answers)
+    assert rep.group_left == sum(left) / n and rep.group_right == sum(right) / n
+    assert rep.group_photo == sum(both) / n
+    # a side is named only where the whole answer names that person
+    assert rep.group_left <= sum(bench.concept(g.left).name.lower() in a.lower()
+                                 for a, g in zip(answers, bench.group_photos)) / n
