@@ -217,10 +217,14 @@ pd.DataFrame({"image": ["yes" if i is not None else "no" for i, _ in items],
 ## The sweep behind the embedded defaults
 
 The paper's LoRA rank 128 and lr 3e-4 are sized for a 7B model. For the embedded model we
-swept the learning rate and the LoRA rank on the first concept (seed 0, 6 steps) and take the
-**smallest learning rate that reaches 100% efficacy and ≥ 95% generality EM while keeping
-specificity ≥ 95% of the original**, breaking ties by the smaller rank. (The grid is the
-same for every profile; the smoke profile's micro model has its own defaults.)
+swept the learning rate, the LoRA rank and the projector's own learning rate (the profile's,
+and a tenth of it) on the first concept (seed 0, 6 steps) and take the **smallest learning rate
+that reaches 100% efficacy and ≥ 95% generality EM while keeping specificity ≥ 95% of the
+original**, breaking ties by the smaller rank, then the larger projector lr. (The grid is the
+same for every profile; the smoke profile's micro model has its own defaults.) The projector
+maps every image into the language model, so its update moves the other concepts too: the
+`spec_recognition` column shows what a tenth of its lr buys back, and the two EM halves what it
+costs.
 """),
         code('''from dataclasses import replace
 from siu_lib.evaluate import EvalConfig
@@ -230,15 +234,19 @@ orig_eval = original_report(original, processor, bench, concept.concept_id, eval
 sweep = []
 for lr in (3e-3, 1e-2, 2e-2):
     for r in (8, 16):
-        cfg = replace(profile.unlearn, lr=lr, lora_r=r, lora_alpha=2 * r)
-        row = run_one(RunSpec("tiny", concept.concept_id, "siu", 0, 6), original, processor, bench,
-                      world.fake_names, cfg, eval_cfg, orig_eval)
-        sweep.append({"lr": lr, "lora_r": r, **{k: row[k] for k in ("efficacy", "generality_em", "specificity_ratio", "factual_retention", "diversity")}})
+        for projector_lr in (profile.unlearn.projector_lr, profile.unlearn.projector_lr / 10):
+            cfg = replace(profile.unlearn, lr=lr, lora_r=r, lora_alpha=2 * r, projector_lr=projector_lr)
+            row = run_one(RunSpec("tiny", concept.concept_id, "siu", 0, 6), original, processor, bench,
+                          world.fake_names, cfg, eval_cfg, orig_eval)
+            sweep.append({"lr": lr, "lora_r": r, "projector_lr": projector_lr,
+                          **{k: row[k] for k in ("efficacy", "generality_em", "generality_em_open", "generality_em_yesno",
+                                                 "specificity_ratio", "spec_recognition", "factual_retention", "diversity")}})
 sweep = pd.DataFrame(sweep)
 ok = sweep[(sweep.efficacy >= 100) & (sweep.generality_em >= 95) & (sweep.specificity_ratio >= 0.95)]
-choice = ok.sort_values(["lr", "lora_r"]).iloc[0].to_dict() if len(ok) else None
+choice = ok.sort_values(["lr", "lora_r", "projector_lr"], ascending=[True, True, False]).iloc[0].to_dict() if len(ok) else None
 display(sweep)
-print("sweep choice:", choice, "| profile uses lr", profile.unlearn.lr, "rank", profile.unlearn.lora_r)'''),
+print("sweep choice:", choice, "| profile uses lr", profile.unlearn.lr, "rank", profile.unlearn.lora_r,
+      "projector lr", profile.unlearn.projector_lr)'''),
         md("""
 ## SIU's targets on the embedded model
 
