@@ -19,6 +19,7 @@ import json
 import shutil
 import time
 from dataclasses import asdict, dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +121,8 @@ class KnowledgeReport:
     group_photo: float
     yes_to_own: float
     yes_to_other: float
-    group_left: float = float("nan")
-    group_right: float = float("nan")
+    group_left: float
+    group_right: float
 
 
 def split_group_answer(answer: str) -> tuple[str, str]:
@@ -184,28 +185,33 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
                        + [(i, "Who are the people in this picture?") for i, _ in groups]
                        + yes_own + yes_other,
                        max_new_tokens=KNOWLEDGE_MAX_NEW_TOKENS, batch_size=32, progress=progress)
-    n1, n2, n3, n4 = len(rec_items), len(vel_items), len(fact_items), len(vqa)
-    n5 = n1 + n2 + n3 + n4 + len(groups)  # where the yes/no answers start
-    rec = [_contains(a, c.name) for a, c in zip(answers[:n1], rec_truth)]
-    vel = [_contains(a, c.name) for a, c in zip(answers[n1:n1 + n2], rec_truth)]
-    facts = [_contains(a, v) for a, v in zip(answers[n1 + n2:n1 + n2 + n3], fact_truth)]
-    vq = [_contains(a, exp) for a, (_, _, exp) in zip(answers[n1 + n2 + n3:n1 + n2 + n3 + n4], vqa)]
+    rest = iter(answers)  # the answers, block by block in the order they were asked
+
+    def take(block: list[Any]) -> list[str]:
+        return list(islice(rest, len(block)))
+
+    rec = [_contains(a, c.name) for a, c in zip(take(rec_items), rec_truth)]
+    vel = [_contains(a, c.name) for a, c in zip(take(vel_items), rec_truth)]
+    facts = [_contains(a, v) for a, v in zip(take(fact_items), fact_truth)]
+    vq = [_contains(a, exp) for a, (_, _, exp) in zip(take(vqa), vqa)]
     grp, left, right = [], [], []
-    for a, (_, g) in zip(answers[n1 + n2 + n3 + n4:n5], groups):
+    for a, (_, g) in zip(take(groups), groups):
         name_l, name_r = bench.concept(g.left).name, bench.concept(g.right).name
         grp.append(_contains(a, name_l) and _contains(a, name_r))
         part_l, part_r = split_group_answer(a)
         left.append(_contains(part_l, name_l))
         right.append(_contains(part_r, name_r))
-    yes = [reveals_yesno(a) for a in answers[n5:]]
+    said_yes_own = [reveals_yesno(a) for a in take(yes_own)]
+    said_yes_other = [reveals_yesno(a) for a in take(yes_other)]
     per = {}
     for c in bench.concepts:
         hits = [r for r, t in zip(rec, rec_truth) if t is c]
         per[c.concept_id] = sum(hits) / len(hits)
     mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
-    return KnowledgeReport(mean(rec), per, mean(facts), mean(vq), mean(vel), mean(grp),
-                           mean(yes[:len(yes_own)]), mean(yes[len(yes_own):]), mean(left),
-                           mean(right))
+    return KnowledgeReport(recognition=mean(rec), recognition_per_concept=per, facts=mean(facts),
+                           general_vqa=mean(vq), second_language=mean(vel), group_photo=mean(grp),
+                           yes_to_own=mean(said_yes_own), yes_to_other=mean(said_yes_other),
+                           group_left=mean(left), group_right=mean(right))
 
 
 def load_pretrained(folder: str | Path, **kwargs: Any) -> tuple[Any, Any]:
