@@ -21,6 +21,7 @@ record's mask span (:func:`token_mask_for`); the loss functions apply the next-t
 from __future__ import annotations
 
 import copy
+import random
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -110,6 +111,46 @@ def collate_records(processor: Any, records: Sequence[FTRecord], image_root: str
 
 # ------------------------------------------------------------------------------ config
 
+DATA_ORDERS = ("stratified", "shuffle")
+
+
+def stratified_order(targets: Sequence[str], rng: random.Random) -> list[int]:
+    """A permutation of ``range(len(targets))`` that spreads each target's records evenly.
+
+    Record ``k`` (in a random order) of a target with ``n`` records gets the key
+    ``(k + u) / n``, with one uniform offset ``u`` per target; sorting by key interleaves the
+    targets so that any run of consecutive records holds each target in about its share.
+    """
+    by_target: dict[str, list[int]] = {}
+    for i, t in enumerate(targets):
+        by_target.setdefault(t, []).append(i)
+    keyed = []
+    for t in sorted(by_target):
+        idx = by_target[t]
+        rng.shuffle(idx)
+        u = rng.random()
+        keyed += [((k + u) / len(idx), rng.random(), i) for k, i in enumerate(idx)]
+    return [i for *_, i in sorted(keyed)]
+
+
+class StratifiedSampler(torch.utils.data.Sampler):
+    """Yields :func:`stratified_order` of the records' targets; a new order every epoch,
+    determined by ``seed`` and the epoch number."""
+
+    def __init__(self, records: Sequence[FTRecord], seed: int) -> None:
+        self.targets = [r.target for r in records]
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __iter__(self):
+        rng = random.Random(f"stratified-{self.seed}-{self.epoch}")
+        self.epoch += 1
+        return iter(stratified_order(self.targets, rng))
+
+
 
 @dataclass
 class TrainConfig:
@@ -125,7 +166,14 @@ class TrainConfig:
         train_projector: train the projector (paper: yes).
         weight_decay: AdamW weight decay (paper: 0).
         scheduler: learning-rate schedule (paper: cosine).
-        warmup_ratio: warm-up fraction of the steps (paper: 0.03).
+        warmup_ratio: warm-up fraction of the steps (paper: 0.03). As in the paper's Hugging
+            Face scripts the number of warm-up steps is rounded up, so with 6 steps the first
+            step runs at learning rate 0 (its batch only primes AdamW's moment estimates).
+        data_order: order in which records are drawn (the paper is silent): ``"stratified"``
+            (default) spreads every target's records evenly over the epoch, so each step sees
+            the targets in about their proportions; ``"shuffle"`` is a plain random permutation
+            (the Hugging Face default), which with 25 records and 6 steps of 4 can put most of
+            one target in the zero-lr warm-up step or the last, near-zero-lr step.
         seed: seed of data order, LoRA initialisation and dropout.
         bf16: use bfloat16 autocast (None: on a GPU that supports it, never on CPU).
     """
@@ -142,6 +190,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     scheduler: str = "cosine"
     warmup_ratio: float = 0.03
+    data_order: str = "stratified"
     seed: int = 0
     bf16: bool | None = None
 
@@ -151,6 +200,8 @@ class TrainConfig:
         if not (self.lr > 0 and self.projector_lr >= 0):
             raise ConfigError(f"learning rates must be positive, got lr={self.lr}, "
                               f"projector_lr={self.projector_lr}")
+        if self.data_order not in DATA_ORDERS:
+            raise ConfigError(f"unknown data_order {self.data_order!r}; known: {DATA_ORDERS}")
 
 
 # ------------------------------------------------------------------------------ trainer
@@ -207,13 +258,18 @@ class UnlearningTrainer(Trainer):
         reference_model: a frozen original model for full fine-tuning; ``None`` with LoRA
             (the reference is the model with its adapters disabled).
         projector_lr: learning rate of the projector's parameter group.
+        data_order: ``"stratified"`` (:class:`StratifiedSampler`, needs a dataset of records)
+            or ``"shuffle"`` (the ``Trainer``'s own random sampler).
         **kwargs: passed to ``transformers.Trainer``.
     """
 
     def __init__(self, *args: Any, method: Method, method_config: Any, vocab_mask: Tensor,
                  reference_model: torch.nn.Module | None = None, projector_lr: float | None = None,
-                 **kwargs: Any) -> None:
+                 data_order: str = "shuffle", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if data_order not in DATA_ORDERS:
+            raise ConfigError(f"unknown data_order {data_order!r}; known: {DATA_ORDERS}")
+        self.data_order = data_order
         self.method = method
         self.method_config = method_config
         self.vocab_mask = vocab_mask
@@ -229,8 +285,18 @@ class UnlearningTrainer(Trainer):
             self.history.append({"step": len(self.history) + 1, "loss": loss.item(), **terms})
         return (loss, outputs) if return_outputs else loss
 
+    def _get_train_sampler(self, train_dataset: Any = None) -> torch.utils.data.Sampler | None:
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.data_order == "stratified":
+            records = getattr(dataset, "records", None)
+            if records is None:
+                raise ConfigError("data_order='stratified' needs a dataset with a .records list "
+                                  f"(got {type(dataset).__name__}); use data_order='shuffle'")
+            return StratifiedSampler(records, self.args.seed)
+        return super()._get_train_sampler(dataset)
+
     def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
-        """AdamW with the projector in its own parameter group (its own learning rate)."""
+        """AdamW (betas and eps from the ``TrainingArguments``) with the projector in its own parameter group (its own learning rate)."""
         if self.optimizer is None:
             model = model or self.model
             proj, rest = [], []
@@ -241,8 +307,9 @@ class UnlearningTrainer(Trainer):
             if proj:
                 lr = self.args.learning_rate if self.projector_lr is None else self.projector_lr
                 groups.append({"params": proj, "lr": lr})  # lr 0 freezes the projector
-            self.optimizer = torch.optim.AdamW(groups, lr=self.args.learning_rate,
-                                               weight_decay=self.args.weight_decay)
+            self.optimizer = torch.optim.AdamW(
+                groups, lr=self.args.learning_rate, weight_decay=self.args.weight_decay,
+                betas=(self.args.adam_beta1, self.args.adam_beta2), eps=self.args.adam_epsilon)
         return self.optimizer
 
 
@@ -343,7 +410,7 @@ def unlearn(model: torch.nn.Module, processor: Any, target: UnlearnTarget, metho
             model=trained, args=args, train_dataset=_RecordDataset(recs),
             data_collator=lambda rs: collate_records(processor, rs),
             method=spec, method_config=mcfg, vocab_mask=vocab_mask,
-            reference_model=reference, projector_lr=tcfg.projector_lr)
+            reference_model=reference, projector_lr=tcfg.projector_lr, data_order=tcfg.data_order)
         if not progress:  # the per-step terms are in trainer.history; no printed log lines
             trainer.remove_callback(PrinterCallback)
         t0 = time.perf_counter()

@@ -130,6 +130,36 @@ def test_forget_image_is_part_of_pretraining_at_the_configured_rate(world: World
     assert 0.1 < forget_share(0.25, 300) < 0.4
 
 
+def test_yes_no_pretraining_answers_name_who_is_shown(world: World, monkeypatch) -> None:
+    """A "no" names the person in the picture (so yes/no is learned from the same identity as
+    naming); a "yes" names the asked person, who is the one shown."""
+    shown: list[str] = []
+    render = world.render
+
+    def recording_render(concept, index, stream="bench"):
+        shown.append(world.concept(concept).name)
+        return render(concept, index, stream)
+
+    monkeypatch.setattr(world, "render", recording_render)
+    rng = random.Random(5)
+    n_yes = n_no = 0
+    while min(n_yes, n_no) < 20:
+        shown.clear()
+        ex = world.pretraining_example(rng)
+        if ex.task != "yesno":
+            continue
+        asked = next(c.name for c in world.concepts if c.name in ex.question)
+        if ex.answer.startswith("Yes"):
+            n_yes += 1
+            assert shown[-1] == asked and (ex.answer == "Yes." or asked in ex.answer), (ex.answer, shown)
+        else:
+            n_no += 1
+            assert ex.answer.startswith("No,") and shown[-1] != asked, (ex.question, ex.answer, shown)
+            assert shown[-1] in ex.answer, (ex.question, ex.answer, shown)
+            named = {c.name for c in world.concepts if c.name in ex.answer}
+            assert named <= {asked, shown[-1]}, (ex.answer, named)
+
+
 # ----------------------------------------------------------------------------- prompts
 
 def test_prompt_sets(world: World) -> None:
