@@ -172,7 +172,8 @@ YES_ANSWERS = ("Yes, this is {name}.", "Yes, {name} is in the picture.", "Yes.")
 #: the yes/no answer is learned from the same identity as naming, and forgetting that identity
 #: (SIU's fake name) reaches the yes/no prompts too. With "No, this is not {name}." (world
 #: revision 5) the model answered yes/no from the name in the question, and SIU left the
-#: yes/no half of the generality EM where it was (8.0% -> 7.3%, session-4 chain).
+#: yes/no half of the generality EM where it was (8.0% -> 7.3%); with this rule it moves
+#: (6.0% -> 55.0%), both in notebook 03's targets table under ``make reproduce``.
 NO_ANSWERS = ("No, this is {shown}.", "No, {name} is not in the picture; this is {shown}.",
               "No, that is {shown}.")
 
