@@ -111,8 +111,8 @@ template), pre-trained on the synthetic world until it *knows* the identities. I
 notebook runs the same code on either.
 
 Two sizes play the paper's 7B and 13B: `tiny` and `small`. Pre-training data: recognition
-(English and the second template language), yes/no questions (a "no" names the person who is
-shown: "No, this is X."), text facts, image→fact, general visual QA and group photos. Forget images are included; generality images never are.
+(English and the second template language), yes/no questions (a "no" names the person
+who is shown: "No, this is X."), text facts, image→fact, general visual QA and group photos. Forget images are included; generality images never are.
 Checkpoints are cached (git-ignored) by a key of every config that shapes them.
 """),
         code(PARAMETERS, ("parameters",)),
@@ -196,8 +196,8 @@ reference p0 is the same model with its LoRA adapters disabled. The embedded pro
 optimisation settings (LoRA rank, learning rates) are printed below; the sweep at the end of
 this notebook is where they come from. With 25 records and 6 steps of 4 every record is seen at
 most once, and the warm-up rounds up to one step at learning rate 0, as in the paper's scripts;
-the records are drawn in a stratified order (`data_order`), so every step sees the four targets
-in about their proportions rather than, by chance, most of (a) in the zero-lr first step.
+the records are drawn in a stratified order (`data_order`), so the steps see the four targets in
+about their proportions rather than, by chance, both (b) records in the zero-lr first step.
 """),
         code('''from siu_lib.train import unlearn, name_token_ids
 print(profile.unlearn)
@@ -264,8 +264,8 @@ beside the original model's value. Target (a)'s fake names work on the open prom
 target (b)'s two records ask a yes/no question, so the yes/no half moves only as far as the
 model's yes/no answers come from the face it recognises. The embedded model's pre-training makes
 a "no" name the person shown ("No, this is X."), which ties its yes/no answers to the same
-identity as naming; when a "no" did not name anyone (world revision 5), six SIU steps left the
-yes/no half where it was.
+identity as naming; when a "no" did not name the person shown (world revision 5), six SIU steps
+left the yes/no half where it was.
 """),
         code('''rows, originals = [], []
 for c in bench.concepts[:profile.unlearn_concepts]:

@@ -225,7 +225,7 @@ class EmbeddedConfig:
 
 
 _PRESETS: dict[str, EmbeddedConfig] = {
-    # about 2.5 M parameters with a 1200-token vocabulary
+    # about 2.3 M parameters with a 1200-token vocabulary
     "tiny": EmbeddedConfig(name="tiny"),
     # about 4x tiny: wider language model and vision tower
     "small": EmbeddedConfig(

@@ -111,6 +111,7 @@ def collate_records(processor: Any, records: Sequence[FTRecord], image_root: str
 
 # ------------------------------------------------------------------------------ config
 
+#: the record orders :class:`TrainConfig` accepts (``data_order``)
 DATA_ORDERS = ("stratified", "shuffle")
 
 
@@ -145,9 +146,13 @@ class StratifiedSampler(torch.utils.data.Sampler):
     def __len__(self) -> int:
         return len(self.targets)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch whose order the next pass yields (called by accelerate before a pass)."""
+        self.epoch = epoch
+
     def __iter__(self):
         rng = random.Random(f"stratified-{self.seed}-{self.epoch}")
-        self.epoch += 1
+        self.epoch += 1  # a pass without set_epoch still gets the next epoch's order
         return iter(stratified_order(self.targets, rng))
 
 
@@ -172,8 +177,9 @@ class TrainConfig:
         data_order: order in which records are drawn (the paper is silent): ``"stratified"``
             (default) spreads every target's records evenly over the epoch, so each step sees
             the targets in about their proportions; ``"shuffle"`` is a plain random permutation
-            (the Hugging Face default), which with 25 records and 6 steps of 4 can put most of
-            one target in the zero-lr warm-up step or the last, near-zero-lr step.
+            (the Hugging Face default), which with 25 records and 6 steps of 4 can put both (b)
+            records, or four of (c)'s or (d)'s seven, in the zero-lr warm-up step or the last
+            step (a tenth of the peak lr). It applies to every method run by :func:`unlearn`.
         seed: seed of data order, LoRA initialisation and dropout.
         bf16: use bfloat16 autocast (None: on a GPU that supports it, never on CPU).
     """
@@ -258,17 +264,18 @@ class UnlearningTrainer(Trainer):
         reference_model: a frozen original model for full fine-tuning; ``None`` with LoRA
             (the reference is the model with its adapters disabled).
         projector_lr: learning rate of the projector's parameter group.
-        data_order: ``"stratified"`` (:class:`StratifiedSampler`, needs a dataset of records)
-            or ``"shuffle"`` (the ``Trainer``'s own random sampler).
+        data_order: ``"stratified"`` (default, as in :class:`TrainConfig`;
+            :class:`StratifiedSampler`, needs a dataset of records) or ``"shuffle"`` (the
+            ``Trainer``'s own random sampler).
         **kwargs: passed to ``transformers.Trainer``.
     """
 
     def __init__(self, *args: Any, method: Method, method_config: Any, vocab_mask: Tensor,
                  reference_model: torch.nn.Module | None = None, projector_lr: float | None = None,
-                 data_order: str = "shuffle", **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+                 data_order: str = "stratified", **kwargs: Any) -> None:
         if data_order not in DATA_ORDERS:
             raise ConfigError(f"unknown data_order {data_order!r}; known: {DATA_ORDERS}")
+        super().__init__(*args, **kwargs)
         self.data_order = data_order
         self.method = method
         self.method_config = method_config
@@ -296,7 +303,8 @@ class UnlearningTrainer(Trainer):
         return super()._get_train_sampler(dataset)
 
     def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
-        """AdamW (betas and eps from the ``TrainingArguments``) with the projector in its own parameter group (its own learning rate)."""
+        """AdamW (betas and eps from the ``TrainingArguments``) with the projector in its own
+        parameter group (its own learning rate)."""
         if self.optimizer is None:
             model = model or self.model
             proj, rest = [], []

@@ -233,8 +233,9 @@ GROUP_QUESTIONS = ("Who are the people in this picture?", "Who is shown in this 
                    "Name the people in the image.")
 GROUP_ANSWER = "On the left is {left}, and on the right is {right}."
 
-#: the pre-training mixture (task -> weight); identity tasks dominate because they are what
-#: the vision tower must learn from scratch
+#: the pre-training mixture (task -> relative weight; ``random.choices`` normalises them, so
+#: with a sum of 1.08 yes/no's share is 0.16 / 1.08 = 14.8%); identity tasks dominate because
+#: they are what the vision tower must learn from scratch
 PRETRAIN_MIXTURE = {"recognition": 0.22, "recognition_velish": 0.10, "yesno": 0.16,
                     "facts": 0.10, "multihop": 0.08, "general_vqa": 0.22, "group": 0.20}
 #: stage 1 (identity alignment): naming the people in single and group pictures
@@ -562,9 +563,9 @@ class World:
         out: list[str] = []
         for c in self.concepts:
             out += self.recognition_questions(c) + self.recognition_questions(c, "velish")
-            out += [t.format(name=c.name) for t in RECOGNITION_ANSWERS + YESNO_QUESTIONS
-                    + YES_ANSWERS + tuple(t.format(name=c.name, shown=c.name) for t in NO_ANSWERS)
-                    + VELISH_RECOGNITION_ANSWERS]
+            out += [t.format(name=c.name) for t in RECOGNITION_ANSWERS + YESNO_QUESTIONS + YES_ANSWERS]
+            out += [t.format(name=c.name, shown=c.name) for t in NO_ANSWERS]
+            out += [t.format(name=c.name) for t in VELISH_RECOGNITION_ANSWERS]
             for key, qs in FACT_QUESTIONS.items():
                 out += [q.format(name=c.name) for q in qs] + [c.fact(key).answer]
             for key, qs in MULTIHOP_QUESTIONS.items():

@@ -262,15 +262,16 @@ def test_stratified_order_spreads_every_target_over_the_epoch():
         order = stratified_order(targets, random.Random(seed))
         assert sorted(order) == list(range(25))
         assert worst_gap(order) <= 2.0, (seed, "".join(targets[i] for i in order))
-        # the two (b) records' keys are half an epoch apart, so >= 23/2 - 3 others lie between
+        # the two (b) records' keys are half an epoch apart: each other target has at least
+        # n/2 - 1 keys in between (4 + 3 + 3 = 10 records), so the positions differ by >= 11
         b_at = [k for k, i in enumerate(order) if targets[i] == "b"]
-        assert b_at[1] - b_at[0] >= 9, (seed, b_at)
+        assert b_at[1] - b_at[0] >= 11, (seed, b_at)
     # a plain shuffle does clump: the bound above is not met by chance
     gaps = [worst_gap(random.Random(s).sample(range(25), 25)) for s in range(50)]
     assert max(gaps) > 3.0
 
 
-def test_trainer_draws_stratified_batches_and_passes_adam_settings(micro):
+def test_trainer_draws_stratified_batches_and_passes_adam_settings(micro, tmp_path):
     import random
 
     from transformers import TrainingArguments
@@ -280,20 +281,25 @@ def test_trainer_draws_stratified_batches_and_passes_adam_settings(micro):
 
     spec = get_method("siu")
     recs = spec.build_data(target_of(micro), SIUConfig())
-    args = TrainingArguments(output_dir=None, per_device_train_batch_size=4, max_steps=6,
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=6,
                              seed=3, report_to="none", use_cpu=True, adam_beta2=0.95,
                              adam_epsilon=1e-6)
     kw = dict(model=micro.fresh(), args=args, train_dataset=_RecordDataset(recs),
               data_collator=lambda rs: rs, method=spec, method_config=SIUConfig(),
               vocab_mask=torch.ones(8, dtype=torch.bool))
     trainer = UnlearningTrainer(data_order="stratified", **kw)
-    drawn = [r for batch in trainer.get_train_dataloader() for r in batch]
-    expected = stratified_order([r.target for r in recs], random.Random("stratified-3-0"))
-    assert [r.question + r.answer for r in drawn] == [recs[i].question + recs[i].answer for i in expected]
+    loader = trainer.get_train_dataloader()
+    targets = [r.target for r in recs]
+    for epoch in (0, 1):  # a new stratified order every pass, fixed by the seed and the epoch
+        drawn = [r for batch in loader for r in batch]
+        expected = stratified_order(targets, random.Random(f"stratified-3-{epoch}"))
+        assert [r.question + r.answer for r in drawn] == [recs[i].question + recs[i].answer
+                                                          for i in expected]
+    assert expected != stratified_order(targets, random.Random("stratified-3-0"))
     opt = trainer.create_optimizer()
     assert all(g["betas"] == (0.9, 0.95) and g["eps"] == 1e-6 for g in opt.param_groups)
     shuffled = UnlearningTrainer(data_order="shuffle", **kw)
-    assert not hasattr(shuffled._get_train_sampler(), "targets")  # the Trainer's own sampler
+    assert isinstance(shuffled._get_train_sampler(), torch.utils.data.RandomSampler)
     with pytest.raises(ConfigError, match="'sorted'"):
         UnlearningTrainer(data_order="sorted", **kw)
     with pytest.raises(ConfigError, match="'sorted'"):
