@@ -188,13 +188,18 @@ def reveals(answer: str, name: str) -> bool:
 
 def recognising_records(target: UnlearnTarget, n: int, seed: int) -> list[FTRecord]:
     """The original model's own answers on the forget image that reveal the concept (the
-    released GA.json), ``n`` records. Raises if the model never recognises the concept."""
+    released GA.json), ``n`` records. Raises if the model never recognises the concept.
+
+    An answer is judged as the EM metric judges it: to a "who is this?" question it reveals the
+    concept when it names it; to an "is <c> in the image?" question only when it says yes (so
+    "No, <c> is not in the picture; this is X." is not a recognising answer to ascend on)."""
     if target.original_generate is None:
         raise ConfigError("GA-type methods need UnlearnTarget.original_generate (the original "
                           "model's answers on the forget image)")
     questions = list(FAKE_NAME_QUESTIONS) + [q.format(name=target.name) for q in PRESENCE_QUESTIONS]
+    names = [target.name] * len(FAKE_NAME_QUESTIONS) + [""] * len(PRESENCE_QUESTIONS)  # "": yes only
     answers = target.original_generate([(target.forget_image, q) for q in questions])
-    kept = [(q, a) for q, a in zip(questions, answers) if reveals(a, target.name)]
+    kept = [(q, a) for q, a, name in zip(questions, answers, names) if reveals(a, name)]
     if not kept:
         raise DataFormatError(f"the original model does not recognise {target.name!r} on its "
                               f"forget image; there is nothing to ascend on")

@@ -304,3 +304,30 @@ def test_trainer_draws_stratified_batches_and_passes_adam_settings(micro, tmp_pa
         UnlearningTrainer(data_order="sorted", **kw)
     with pytest.raises(ConfigError, match="'sorted'"):
         TrainConfig(data_order="sorted")
+
+
+def test_ga_ascends_only_on_answers_that_reveal_the_concept(micro):
+    from siu_lib.finetune_data import FAKE_NAME_QUESTIONS
+    from siu_lib.methods import recognising_records
+
+    c = micro.world.concepts[0]
+
+    def scripted(items):  # names the concept on "who?" questions, says "no" to presence ones
+        return [f"This is {c.name}." if q in FAKE_NAME_QUESTIONS
+                else f"No, {c.name} is not in the picture; this is Someone Else." for _, q in items]
+
+    base = target_of(micro)
+    target = UnlearnTarget(base.concept, base.forget_image, base.others, base.fake_name_pool,
+                           original_generate=scripted)
+    recs = recognising_records(target, 12, seed=0)
+    assert len(recs) == 12 and all(r.question in FAKE_NAME_QUESTIONS for r in recs)
+    assert all(r.answer == f"This is {c.name}." for r in recs)
+
+    def says_yes(items):
+        return [f"Yes, this is {c.name}." if q not in FAKE_NAME_QUESTIONS else "I am not sure."
+                for _, q in items]
+
+    target = UnlearnTarget(base.concept, base.forget_image, base.others, base.fake_name_pool,
+                           original_generate=says_yes)
+    recs = recognising_records(target, 5, seed=0)
+    assert recs and all(r.question not in FAKE_NAME_QUESTIONS and r.answer.startswith("Yes") for r in recs)
