@@ -112,7 +112,8 @@ notebook runs the same code on either.
 
 Two sizes play the paper's 7B and 13B: `tiny` and `small`. Pre-training data: recognition
 (English and the second template language), yes/no questions (a "no" names the person
-who is shown: "No, this is X."), text facts, image→fact, general visual QA and group photos. Forget images are included; generality images never are.
+who is shown: "No, this is X."), text facts, image→fact, general visual QA and group photos.
+Forget images are included; generality images never are.
 Checkpoints are cached (git-ignored) by a key of every config that shapes them.
 """),
         code(PARAMETERS, ("parameters",)),

@@ -186,6 +186,14 @@ def reveals(answer: str, name: str) -> bool:
     return any(re.search(rf"\b{re.escape(w.lower())}\b", a) for w in name.split() if len(w) > 2)
 
 
+def forget_image_questions(target: UnlearnTarget) -> list[tuple[str, str]]:
+    """The questions the baselines ask about the forget image, each with the name whose words
+    make an answer to it reveal the concept (:func:`reveals`): the concept's name for a "who is
+    this?" question, ``""`` for an "is <c> in the image?" one, where only a yes reveals it."""
+    return ([(q, target.name) for q in FAKE_NAME_QUESTIONS]
+            + [(q.format(name=target.name), "") for q in PRESENCE_QUESTIONS])
+
+
 def recognising_records(target: UnlearnTarget, n: int, seed: int) -> list[FTRecord]:
     """The original model's own answers on the forget image that reveal the concept (the
     released GA.json), ``n`` records. Raises if the model never recognises the concept.
@@ -196,10 +204,9 @@ def recognising_records(target: UnlearnTarget, n: int, seed: int) -> list[FTReco
     if target.original_generate is None:
         raise ConfigError("GA-type methods need UnlearnTarget.original_generate (the original "
                           "model's answers on the forget image)")
-    questions = list(FAKE_NAME_QUESTIONS) + [q.format(name=target.name) for q in PRESENCE_QUESTIONS]
-    names = [target.name] * len(FAKE_NAME_QUESTIONS) + [""] * len(PRESENCE_QUESTIONS)  # "": yes only
-    answers = target.original_generate([(target.forget_image, q) for q in questions])
-    kept = [(q, a) for q, a, name in zip(questions, answers, names) if reveals(a, name)]
+    asked = forget_image_questions(target)
+    answers = target.original_generate([(target.forget_image, q) for q, _ in asked])
+    kept = [(q, a) for (q, name), a in zip(asked, answers) if reveals(a, name)]
     if not kept:
         raise DataFormatError(f"the original model does not recognise {target.name!r} on its "
                               f"forget image; there is nothing to ascend on")
@@ -231,7 +238,7 @@ def _ga_data(target: UnlearnTarget, cfg: GAConfig | NPOConfig) -> list[FTRecord]
 
 def _po_data(target: UnlearnTarget, cfg: POConfig) -> list[FTRecord]:
     rng = random.Random(f"po/{target.name}/{cfg.seed}")
-    questions = list(FAKE_NAME_QUESTIONS) + [q.format(name=target.name) for q in PRESENCE_QUESTIONS]
+    questions = [q for q, _ in forget_image_questions(target)]
     forget = [FTRecord(target.forget_image, rng.choice(questions), rng.choice(REFUSALS), "refusal")
               for _ in range(cfg.n_refusals)]
     return forget + retain_records(target, cfg.n_retain, cfg.seed)

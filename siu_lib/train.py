@@ -115,6 +115,12 @@ def collate_records(processor: Any, records: Sequence[FTRecord], image_root: str
 DATA_ORDERS = ("stratified", "shuffle")
 
 
+def check_data_order(data_order: str) -> None:
+    """Raise :class:`ConfigError` naming ``data_order`` unless it is one of :data:`DATA_ORDERS`."""
+    if data_order not in DATA_ORDERS:
+        raise ConfigError(f"unknown data_order {data_order!r}; known: {DATA_ORDERS}")
+
+
 def stratified_order(targets: Sequence[str], rng: random.Random) -> list[int]:
     """A permutation of ``range(len(targets))`` that spreads each target's records evenly.
 
@@ -206,8 +212,7 @@ class TrainConfig:
         if not (self.lr > 0 and self.projector_lr >= 0):
             raise ConfigError(f"learning rates must be positive, got lr={self.lr}, "
                               f"projector_lr={self.projector_lr}")
-        if self.data_order not in DATA_ORDERS:
-            raise ConfigError(f"unknown data_order {self.data_order!r}; known: {DATA_ORDERS}")
+        check_data_order(self.data_order)
 
 
 # ------------------------------------------------------------------------------ trainer
@@ -273,8 +278,7 @@ class UnlearningTrainer(Trainer):
     def __init__(self, *args: Any, method: Method, method_config: Any, vocab_mask: Tensor,
                  reference_model: torch.nn.Module | None = None, projector_lr: float | None = None,
                  data_order: str = "stratified", **kwargs: Any) -> None:
-        if data_order not in DATA_ORDERS:
-            raise ConfigError(f"unknown data_order {data_order!r}; known: {DATA_ORDERS}")
+        check_data_order(data_order)
         super().__init__(*args, **kwargs)
         self.data_order = data_order
         self.method = method
