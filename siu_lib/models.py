@@ -178,6 +178,17 @@ class EmbeddedConfig:
         vision_feature_layer: which vision hidden state feeds the projector. The default -1 (last
             layer) differs from LLaVA-1.5's -2: with only 2-3 vision layers the penultimate choice
             would leave the last layer unused.
+        vision_position_scale: the vision tower's learned patch position embeddings start from
+            this multiple of a 2-D sine-cosine table (:func:`sincos_2d_positions`), which gives
+            every patch of one column the same column code from the first step; 0 keeps CLIP's
+            random init (std 0.02, a code shared by no two patches). It matters for group
+            photos, where the language model must bind each name to a side. Tiny (world
+            revision 6, 2600 steps, one thread) named both people in 92.5% of the benchmark's
+            80 group photos with the default 2.0, 82.5% with 1.0 and 65.0% with 0.25, against
+            57.5% with CLIP's init (``make reproduce``, two threads); recognition stayed at
+            99.3-99.6%, and SIU's default run (c00-c04 x 2 seeds) kept its trade-off: generality
+            EM 60.8% and others' recognition 0.945 of the original with 2.0 (61.0%, 0.959 with 1.0).
+            The table's std at 2.0 is 1.14, against 0.44 for a patch embedding at init.
     """
 
     name: str = "tiny"
@@ -194,6 +205,7 @@ class EmbeddedConfig:
     vocab_size: int = 1200
     max_position_embeddings: int = 256
     vision_feature_layer: int = -1
+    vision_position_scale: float = 2.0
 
     @property
     def num_image_tokens(self) -> int:
@@ -212,6 +224,13 @@ class EmbeddedConfig:
         ):
             if width % heads:
                 raise ConfigError(f"{what} hidden size {width} is not divisible by {heads} heads")
+        if self.vision_position_scale < 0 or (self.vision_position_scale
+                                              and self.vision_hidden_size % 4):
+            raise ConfigError(
+                f"vision_position_scale must be >= 0 (got {self.vision_position_scale}) and a "
+                f"2-D position table needs a vision width divisible by 4 (got "
+                f"{self.vision_hidden_size})"
+            )
         if (self.text_hidden_size // self.text_heads) % 2:
             raise ConfigError(
                 f"text head dimension {self.text_hidden_size // self.text_heads} must be even "
@@ -250,6 +269,24 @@ def embedded_config(size: str) -> EmbeddedConfig:
     return EmbeddedConfig(**{k: getattr(preset, k) for k in preset.__dataclass_fields__})
 
 
+def sincos_2d_positions(side: int, dim: int) -> torch.Tensor:
+    """A 2-D sine-cosine position table for a ``side`` x ``side`` grid of patches in raster
+    order (row by row, as a ViT flattens them): shape ``(side * side, dim)``.
+
+    With ``q = dim // 4`` frequencies ``f_k = side ** (-k / q)`` (1 down to about ``1 / side``
+    radians per patch), the channels of patch (row ``r``, column ``c``) are
+    ``[sin(r f), cos(r f), sin(c f), cos(c f)]``. The lowest frequencies change monotonically
+    across the grid, so "left half" and "right half" are linear directions of the table.
+    """
+    if dim % 4:
+        raise ConfigError(f"a 2-D sine-cosine table needs a width divisible by 4, got {dim}")
+    q = dim // 4
+    freq = side ** (-torch.arange(q, dtype=torch.float32) / q)
+    rows = torch.arange(side, dtype=torch.float32).repeat_interleave(side)[:, None] * freq
+    cols = torch.arange(side, dtype=torch.float32).repeat(side)[:, None] * freq
+    return torch.cat([rows.sin(), rows.cos(), cols.sin(), cols.cos()], dim=1)
+
+
 def build_embedded_model(
     cfg: EmbeddedConfig, tokenizer: PreTrainedTokenizerFast, seed: int = 0
 ) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
@@ -259,7 +296,9 @@ def build_embedded_model(
     whose vocabulary is ``tokenizer``'s; the processor couples a PIL-backed CLIP image processor
     (no torchvision needed) with ``tokenizer`` and the LLaVA-1.5 chat template, and expands each
     ``<image>`` into ``cfg.num_image_tokens`` placeholder tokens. Initialisation is deterministic
-    in ``seed`` and does not disturb the global RNG.
+    in ``seed`` and does not disturb the global RNG; the vision tower's patch position
+    embeddings start from ``cfg.vision_position_scale`` times :func:`sincos_2d_positions` (the
+    CLS position from zero), and stay trainable.
     """
     cfg.validate()
     if IMAGE_TOKEN not in tokenizer.get_vocab():
@@ -299,6 +338,12 @@ def build_embedded_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlavaForConditionalGeneration(config)
+    if cfg.vision_position_scale:
+        side = cfg.image_size // cfg.patch_size
+        with torch.no_grad():
+            table = model.model.vision_tower.embeddings.position_embedding.weight
+            table[0] = 0.0  # the CLS position (dropped before the projector)
+            table[1:] = cfg.vision_position_scale * sincos_2d_positions(side, cfg.vision_hidden_size)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id

@@ -7,8 +7,10 @@ a few seconds on 2 cores) and is shared by the tests.
 
 from __future__ import annotations
 
+import math
 import random
 import string
+from dataclasses import replace
 
 import pytest
 import torch
@@ -37,6 +39,7 @@ from siu_lib.models import (
     format_prompt,
     load_model,
     pretrain,
+    sincos_2d_positions,
     train_tokenizer,
 )
 
@@ -145,6 +148,50 @@ def test_tokenizer_special_tokens_and_determinism(tokenizer):
 def test_unknown_size_preset():
     with pytest.raises(UnknownNameError, match="huge"):
         embedded_config("huge")
+
+
+def test_sincos_2d_positions_code_rows_and_columns():
+    side, dim = 4, 16
+    table = sincos_2d_positions(side, dim).view(side, side, dim)  # (row, column, channel)
+    row_part, col_part = table[..., : dim // 2], table[..., dim // 2:]
+    # every patch of a column carries the same column code, every patch of a row the same row code
+    assert torch.equal(col_part, col_part[:1].expand_as(col_part))
+    assert torch.equal(row_part, row_part[:, :1].expand_as(row_part))
+    # the codes of two rows (columns) differ, and are the same function of the index
+    assert len({tuple(r.tolist()) for r in row_part[:, 0]}) == side
+    assert torch.allclose(row_part[:, 0], col_part[0, :])
+    # the lowest-frequency sine grows from the left column to the right one
+    lowest_sin = col_part[0, :, dim // 4 - 1]
+    assert (lowest_sin.diff() > 0).all()
+    # hand-computed: patch (row 1, column 2), frequency k = 1 of q = 4 is side ** (-1/4)
+    f = side ** -0.25
+    assert table[1, 2, 1].item() == pytest.approx(math.sin(1 * f))
+    assert table[1, 2, 4 + 1].item() == pytest.approx(math.cos(1 * f))
+    assert table[1, 2, 8 + 1].item() == pytest.approx(math.sin(2 * f))
+    with pytest.raises(ConfigError, match="divisible by 4, got 18"):
+        sincos_2d_positions(side, 18)
+
+
+def test_vision_positions_start_from_the_2d_table(tokenizer):
+    model, _ = build_embedded_model(TOY_CONFIG, tokenizer, seed=0)
+    table = model.model.vision_tower.embeddings.position_embedding.weight
+    side = TOY_CONFIG.image_size // TOY_CONFIG.patch_size
+    expected = TOY_CONFIG.vision_position_scale * sincos_2d_positions(side, TOY_CONFIG.vision_hidden_size)
+    assert TOY_CONFIG.vision_position_scale == 2.0  # the default
+    assert torch.equal(table[1:], expected)
+    assert torch.count_nonzero(table[0]) == 0  # CLS
+    assert table.requires_grad
+    scaled = replace(TOY_CONFIG, vision_position_scale=0.5)
+    half, _ = build_embedded_model(scaled, tokenizer, seed=0)
+    assert torch.allclose(half.model.vision_tower.embeddings.position_embedding.weight[1:],
+                          0.5 / TOY_CONFIG.vision_position_scale * expected)
+    plain, _ = build_embedded_model(replace(TOY_CONFIG, vision_position_scale=0.0), tokenizer, seed=0)
+    clip_init = plain.model.vision_tower.embeddings.position_embedding.weight
+    assert 0.01 < clip_init.std().item() < 0.03  # CLIP's own init (std 0.02), no column code
+    with pytest.raises(ConfigError, match=r"vision_position_scale must be >= 0 \(got -1.0\)"):
+        build_embedded_model(replace(TOY_CONFIG, vision_position_scale=-1.0), tokenizer)
+    with pytest.raises(ConfigError, match="divisible by 4"):
+        build_embedded_model(replace(TOY_CONFIG, vision_hidden_size=34, vision_heads=2), tokenizer)
 
 
 def test_preset_parameter_counts():
