@@ -114,9 +114,10 @@ Two sizes play the paper's 7B and 13B: `tiny` and `small`. Pre-training data: re
 (English and the second template language), yes/no questions (a "no" names the person
 who is shown: "No, this is X."), text facts, image→fact, general visual QA and group photos.
 Forget images are included; generality images never are.
-The vision tower's position embeddings start from a 2-D sine-cosine table, so every patch of
-a column shares a column code: in a group photo the language model must tell which name goes
-with the left person and which with the right one.
+Tiny's vision tower starts its position embeddings from a 2-D sine-cosine table, so every
+patch of a column shares a column code: in a group photo the language model must tell which
+name goes with the left person and which with the right one (small, compute-bound, keeps
+CLIP's random init, with which it learns the identities faster).
 Checkpoints are cached (git-ignored) by a key of every config that shapes them.
 """),
         code(PARAMETERS, ("parameters",)),
