@@ -186,9 +186,13 @@ class EmbeddedConfig:
             preset keeps CLIP's init: see its comment). Tiny (world
             revision 6, 2600 steps, one thread) named both people in 92.5% of the benchmark's
             80 group photos with the default 2.0, 82.5% with 1.0 and 65.0% with 0.25, against
-            57.5% with CLIP's init (``make reproduce``, two threads); recognition stayed at
-            99.3-99.6%, and SIU's default run (c00-c04 x 2 seeds) kept its trade-off: generality
-            EM 60.8% and others' recognition 0.945 of the original with 2.0 (61.0%, 0.959 with 1.0).
+            57.5% with CLIP's init (``make reproduce``, two threads), and 82.5% with 2.0 in
+            ``make reproduce``; recognition stayed at 99.3-99.6%. SIU's default run (c00-c04 x 2
+            seeds) gave generality EM 60.8% and others' recognition 0.945 of the original on the
+            one-thread 2.0 checkpoint (61.0%, 0.959 with 1.0), but 46.8% and 0.925 on the
+            ``make reproduce`` one, against 59.0% and 0.961 without the table: that ratio moves
+            by about 0.04 between pre-training runs of one config (0.911 for a one-thread run
+            without the table), so the table's effect on SIU is not separable from that noise.
             The table's std at 2.0 is 1.14, against 0.44 for a patch embedding at init.
     """
 
