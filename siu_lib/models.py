@@ -183,11 +183,11 @@ class EmbeddedConfig:
             every patch of one column the same column code from the first step; 0 keeps CLIP's
             random init (std 0.02, a code shared by no two patches). It matters for group
             photos, where the language model must bind each name to a side (the ``small``
-            preset keeps CLIP's init: see its comment). Tiny (world
-            revision 6, 2600 steps, one thread) named both people in 92.5% of the benchmark's
-            80 group photos with the default 2.0, 82.5% with 1.0 and 65.0% with 0.25, against
-            57.5% with CLIP's init (``make reproduce``, two threads), and 82.5% with 2.0 in
-            ``make reproduce``; recognition stayed at 99.3-99.6%. SIU's default run (c00-c04 x 2
+            preset keeps CLIP's init: see its comment). Tiny (world revision 6, 2600 steps)
+            named both people in 92.5% of the benchmark's 80 group photos with the default 2.0,
+            82.5% with 1.0 and 65.0% with 0.25 (one-thread runs), and 82.5% with 2.0 against
+            57.5% with CLIP's init in ``make reproduce`` (two threads); recognition stayed at
+            99.3-99.6%. SIU's default run (c00-c04 x 2
             seeds) gave generality EM 60.8% and others' recognition 0.945 of the original on the
             one-thread 2.0 checkpoint (61.0%, 0.959 with 1.0), but 46.8% and 0.925 on the
             ``make reproduce`` one, against 59.0% and 0.961 without the table: that ratio moves
@@ -229,13 +229,13 @@ class EmbeddedConfig:
         ):
             if width % heads:
                 raise ConfigError(f"{what} hidden size {width} is not divisible by {heads} heads")
-        if self.vision_position_scale < 0 or (self.vision_position_scale
-                                              and self.vision_hidden_size % 4):
+        if self.vision_position_scale < 0:
             raise ConfigError(
-                f"vision_position_scale must be >= 0 (got {self.vision_position_scale}) and a "
-                f"2-D position table needs a vision width divisible by 4 (got "
-                f"{self.vision_hidden_size})"
-            )
+                f"vision_position_scale must be >= 0 (got {self.vision_position_scale})")
+        if self.vision_position_scale and self.vision_hidden_size % 4:
+            raise ConfigError(
+                f"a 2-D position table (vision_position_scale {self.vision_position_scale}) "
+                f"needs a vision hidden size divisible by 4, got {self.vision_hidden_size}")
         if (self.text_hidden_size // self.text_heads) % 2:
             raise ConfigError(
                 f"text head dimension {self.text_hidden_size // self.text_heads} must be even "

@@ -23,9 +23,10 @@ MICRO_MODEL = EmbeddedConfig(
     vision_layers=1, vision_heads=2, text_hidden_size=96, text_intermediate_size=192,
     text_layers=2, text_heads=2, vocab_size=600, max_position_embeddings=160,
     # CLIP's own position init, on which the unlearning tests' nat thresholds were calibrated:
-    # the presets' 2-D table (default 2.0, for group photos) changes which identities a
-    # 400-step micro model keeps apart; with it SIU's drop on the target was 3.3 and 4.0 nats
-    # for pre-training seeds 0 and 1, under test_siu_forgets_the_target_and_keeps_the_others's 4
+    # EmbeddedConfig's default 2-D table (2.0, tiny's, for group photos) changes which
+    # identities a 400-step micro model keeps apart; with it SIU's drop on the target was 3.3
+    # and 4.0 nats for pre-training seeds 0 and 1, under
+    # test_siu_forgets_the_target_and_keeps_the_others's 4
     vision_position_scale=0.0)
 MICRO_PRETRAIN = PretrainConfig(steps=400, batch_size=16, lr=3e-3, warmup=0.05, seed=0, log_every=100)
 
