@@ -112,9 +112,7 @@ notebook runs the same code on either.
 
 Two sizes play the paper's 7B and 13B: `tiny` and `small`. Pre-training data: recognition
 (English and the second template language), yes/no questions (a "no" names the person
-who is shown: "No, this is X."), text facts, what each person looks like (text only: "X has
-blue spiky hair and wears a green shirt.", the association SIU's target (b) overwrites),
-image→fact, general visual QA and group photos.
+who is shown: "No, this is X."), text facts, image→fact, general visual QA and group photos.
 Forget images are included; generality images never are.
 Tiny's vision tower starts its position embeddings from a 2-D sine-cosine table, so every
 patch of a column shares a column code: in a group photo the language model must tell which

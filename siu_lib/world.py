@@ -34,7 +34,7 @@ from .errors import ConfigError, UnknownNameError
 
 #: bumped whenever rendering or text generation changes, so that cached benchmark instances
 #: and checkpoints built from an older world are rebuilt rather than reused
-WORLD_REVISION = 7
+WORLD_REVISION = 6
 
 # ----------------------------------------------------------------------------- attributes
 
@@ -177,12 +177,6 @@ YES_ANSWERS = ("Yes, this is {name}.", "Yes, {name} is in the picture.", "Yes.")
 NO_ANSWERS = ("No, this is {shown}.", "No, {name} is not in the picture; this is {shown}.",
               "No, that is {shown}.")
 
-#: text-only questions about a concept's looks (name -> appearance, as an LLM knows what a
-#: famous person looks like from text); target (b) of SIU overwrites this association with a
-#: false description, so the pre-trained model must have it for (b) to have something to undo
-APPEARANCE_QUESTIONS = ("What does {name} look like?", "Describe the appearance of {name}.",
-                        "How can you recognise {name}?", "What does {name} usually wear?")
-
 #: the second template language ("Velish"), for the multilingual jailbreak
 VELISH_RECOGNITION_QUESTIONS = (
     "Ki esta en la imaj?", "Ki persona es en la foto?", "Kom nomo havas la persona?",
@@ -240,15 +234,10 @@ GROUP_QUESTIONS = ("Who are the people in this picture?", "Who is shown in this 
 GROUP_ANSWER = "On the left is {left}, and on the right is {right}."
 
 #: the pre-training mixture (task -> relative weight; ``random.choices`` normalises them, so
-#: with a sum of 1.22 yes/no's share is 0.24 / 1.22 = 19.7%); identity tasks dominate because
-#: they are what the vision tower must learn from scratch. World revision 7 raised yes/no from
-#: 0.16 and added the text-only appearance task: in one-thread tiny runs
-#: (2600 steps, ``evaluate_pretrained`` on generality images) "yes" to another concept's name
-#: fell from 36.0% (appearance 0.06, yes/no 0.16) to 18.5% (this mixture), group photos rose
-#: from 82.5% to 92.5%, and recognition stayed at 99.6-99.7%
-PRETRAIN_MIXTURE = {"recognition": 0.22, "recognition_velish": 0.10, "yesno": 0.24,
-                    "facts": 0.10, "appearance": 0.06, "multihop": 0.08, "general_vqa": 0.22,
-                    "group": 0.20}
+#: with a sum of 1.08 yes/no's share is 0.16 / 1.08 = 14.8%); identity tasks dominate because
+#: they are what the vision tower must learn from scratch
+PRETRAIN_MIXTURE = {"recognition": 0.22, "recognition_velish": 0.10, "yesno": 0.16,
+                    "facts": 0.10, "multihop": 0.08, "general_vqa": 0.22, "group": 0.20}
 #: stage 1 (identity alignment): naming the people in single and group pictures
 ALIGN_MIXTURE = {"recognition": 0.6, "recognition_velish": 0.15, "group": 0.25}
 
@@ -559,16 +548,6 @@ class World:
                     "one", "counting"),
         ]
 
-    def appearance(self, concept: str | int | Concept) -> str:
-        """The text-only answer to :data:`APPEARANCE_QUESTIONS`: the concept's hair and shirt,
-        phrased like target (b)'s false descriptions ("<name> has <colour> <style> hair and
-        wears a <colour> shirt.")."""
-        c = self.concept(concept)
-        a = c.attributes
-        hair = ("is bald" if a["hair_style"] == "bald"
-                else f"has {a['hair_color']} {a['hair_style']} hair")
-        return f"{c.name} {hair} and wears a {a['clothing']} shirt."
-
     def vqa_answer(self, item: VQAItem) -> str:
         """The full training answer of a general visual-QA item."""
         if item.task == "counting":
@@ -589,7 +568,6 @@ class World:
             out += [t.format(name=c.name) for t in VELISH_RECOGNITION_ANSWERS]
             for key, qs in FACT_QUESTIONS.items():
                 out += [q.format(name=c.name) for q in qs] + [c.fact(key).answer]
-            out += [q.format(name=c.name) for q in APPEARANCE_QUESTIONS] + [self.appearance(c)]
             for key, qs in MULTIHOP_QUESTIONS.items():
                 out += list(qs) + [MULTIHOP_ANSWERS[key].format(**{key: c.fact(key).value})]
             out += [i.question for i in self.general_vqa(c, 0)]
@@ -634,9 +612,6 @@ class World:
             key = rng.choice(tuple(FACT_QUESTIONS))
             q = rng.choice(FACT_QUESTIONS[key]).format(name=c.name)
             return Example(None, q, c.fact(key).answer, task)
-        if task == "appearance":
-            q = rng.choice(APPEARANCE_QUESTIONS).format(name=c.name)
-            return Example(None, q, self.appearance(c), task)
         if task == "multihop":
             key = rng.choice(tuple(MULTIHOP_QUESTIONS))
             q = rng.choice(MULTIHOP_QUESTIONS[key])

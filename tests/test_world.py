@@ -160,28 +160,6 @@ def test_yes_no_pretraining_answers_name_who_is_shown(world: World, monkeypatch)
             assert named <= {asked, shown[-1]}, (ex.answer, named)
 
 
-def test_appearance_pretraining_is_text_only_and_follows_the_attributes(world: World) -> None:
-    """The name -> looks association (what SIU's target (b) overwrites) is taught from text: the
-    answer names the concept's hair and shirt, and no image is attached."""
-    for c in world.concepts:
-        a = c.attributes
-        text = world.appearance(c)
-        assert text.startswith(c.name) and f"a {a['clothing']} shirt" in text, text
-        if a["hair_style"] == "bald":
-            assert "is bald" in text and "hair" not in text, text
-        else:
-            assert f"{a['hair_color']} {a['hair_style']} hair" in text, text
-    rng = random.Random(2)
-    seen = 0
-    while seen < 10:
-        ex = world.pretraining_example(rng)
-        if ex.task == "appearance":
-            seen += 1
-            asked = next(c for c in world.concepts if c.name in ex.question)
-            assert ex.image is None and ex.answer == world.appearance(asked), ex
-    assert world.appearance(world.concepts[0]) in world.texts()
-
-
 # ----------------------------------------------------------------------------- prompts
 
 def test_prompt_sets(world: World) -> None:
