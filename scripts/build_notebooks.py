@@ -236,7 +236,7 @@ costs.
 """),
         code('''from dataclasses import replace
 from siu_lib.evaluate import EvalConfig
-from siu_lib.experiments import RunSpec, em_split_columns, run_one, original_report
+from siu_lib.experiments import RunSpec, em_split_columns, load_run, original_report, run_one, yesno_answer_kinds
 eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
 orig_eval = original_report(original, processor, bench, concept.concept_id, eval_cfg)
 sweep = []
@@ -296,6 +296,26 @@ targets = pd.DataFrame([
 display(rows[["concept", "seed", "efficacy", "generality_em", "generality_em_open", "generality_em_yesno",
               "spec_recognition", "factual_retention", "diversity", "train_seconds", "eval_seconds"]])
 targets'''),
+        md("""
+### How the yes/no answers fail
+
+Each run's answers to the yes/no prompts on generality images, read back from its JSON and
+sorted into four kinds (`siu_lib.experiments.yesno_answer_kinds`, % of the run's yes/no
+answers): **no** (the concept is forgotten; this column is the yes/no half of the generality
+EM above), **yes naming the concept**, **yes naming someone else** (another concept or a fake
+name, in full: the answer's "yes" contradicts the identity it names), and **yes naming nobody**
+("Yes.", garbled text). A run whose column "no" is 0 or 100 gave the same first word, yes or
+no, on every picture of the concept.
+"""),
+        code('''names = [c.name for c in bench.concepts] + list(world.fake_names)
+yesno_kinds = pd.DataFrame([
+    {"concept": r.concept, "seed": r.seed,
+     **yesno_answer_kinds(load_run(profile.name, RunSpec("tiny", r.concept, "siu", r.seed, r.steps))
+                          ["evaluation"]["generations"], bench.concept(r.concept).name, names)}
+    for r in rows.itertuples()])
+print(f"of {len(yesno_kinds)} runs, every yes/no answer was 'no' in {(yesno_kinds.no == 100).sum()}, "
+      f"'yes' in {(yesno_kinds.no == 0).sum()}; mixed in {((yesno_kinds.no > 0) & (yesno_kinds.no < 100)).sum()}")
+yesno_kinds.round(1)'''),
     ],
     "04_run_baselines.ipynb": [
         md("""

@@ -9,6 +9,7 @@ beside them are what the notebooks commit for the ``default`` profile.
 from __future__ import annotations
 
 import copy
+import json
 import time
 from dataclasses import asdict, dataclass, replace
 from functools import partial
@@ -21,7 +22,7 @@ from .bench import Benchmark
 from .evaluate import EvalConfig, EvalReport, evaluate_unlearning
 from .finetune_data import concept_facts, model_facts
 from .generate import generate
-from .metrics import PROMPT_KINDS
+from .metrics import PROMPT_KINDS, reveals_open, reveals_yesno
 from .methods import UnlearnTarget
 from .paths import cache_dir, results_dir
 from .results import atomic_write_json, run_metadata
@@ -57,6 +58,55 @@ def em_split_columns(report: EvalReport) -> dict[str, float]:
             by_kind = report.metrics[metric].details.get("by_kind", {})
             out.update({f"{metric}_{kind}": by_kind.get(kind, float("nan")) for kind in PROMPT_KINDS})
     return out
+
+
+#: the kinds of answer :func:`yesno_answer_kinds` sorts the yes/no answers into
+YESNO_ANSWER_KINDS = ("no", "yes_names_concept", "yes_names_other", "yes_names_nobody")
+
+
+def yesno_answer_kinds(generations: Sequence[dict[str, Any]], concept_name: str,
+                       other_names: Sequence[str], group: str = "generality") -> dict[str, float]:
+    """How a run's answers to the yes/no prompts ("is <c> in this image?") are made up, in % of
+    the answers of ``group`` (an :class:`EvalReport`'s generation records, as saved in a run's
+    JSON under ``evaluation.generations``).
+
+    - ``no``: the answer does not start with yes (it does not reveal the concept);
+    - ``yes_names_concept``: it says yes and names the concept (a word of its name, as the
+      open-prompt test of the EM);
+    - ``yes_names_other``: it says yes but names someone else only (a word of one of
+      ``other_names``, e.g. of the run's fake name, so a garbled "Liagouk Brat" still counts):
+      the yes contradicts the identity the model names;
+    - ``yes_names_nobody``: any other yes ("Yes.", garbled text).
+
+    The four add up to 100 (nan each when the group has no yes/no answer).
+    """
+    answers = [g["answer"] for g in generations
+               if g.get("group") == group and g.get("kind") == "yesno"]
+    counts = dict.fromkeys(YESNO_ANSWER_KINDS, 0)
+    others = [n for n in other_names if n and n != concept_name]
+    for a in answers:
+        if not reveals_yesno(a):
+            counts["no"] += 1
+        elif reveals_open(a, concept_name):
+            counts["yes_names_concept"] += 1
+        elif any(reveals_open(a, n) for n in others):
+            counts["yes_names_other"] += 1
+        else:
+            counts["yes_names_nobody"] += 1
+    n = len(answers)
+    return {k: (100.0 * v / n if n else float("nan")) for k, v in counts.items()}
+
+
+def run_path(profile: str, spec: RunSpec) -> Path:
+    """Where :func:`run_one` writes the JSON of ``spec`` under ``profile``'s results."""
+    return (results_dir(profile) / "runs" /
+            f"{spec.model_name}_{spec.method}_{spec.concept_id}_s{spec.seed}_n{spec.steps}.json")
+
+
+def load_run(profile: str, spec: RunSpec) -> dict[str, Any]:
+    """The JSON :func:`run_one` wrote for ``spec`` (config, seed, versions, commit, history,
+    row and the evaluation with every generation)."""
+    return json.loads(run_path(profile, spec).read_text())
 
 
 def make_target(bench: Benchmark, concept_id: str, original: Any, processor: Any,
@@ -108,12 +158,11 @@ def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
            **em_split_columns(report),
            "train_seconds": round(t1 - t0, 2), "eval_seconds": round(t2 - t1, 2)}
     if profile is not None:
-        path = (results_dir(profile) / "runs" /
-                f"{spec.model_name}_{spec.method}_{spec.concept_id}_s{spec.seed}_n{spec.steps}.json")
-        atomic_write_json(path, {**run_metadata(asdict(spec), spec.seed), "train_config": asdict(tcfg),
-                                 "method_config": asdict(result.method_config),
-                                 "eval_config": asdict(eval_cfg), "history": result.history,
-                                 "row": row, "evaluation": report.to_dict()})
+        atomic_write_json(run_path(profile, spec),
+                          {**run_metadata(asdict(spec), spec.seed), "train_config": asdict(tcfg),
+                           "method_config": asdict(result.method_config),
+                           "eval_config": asdict(eval_cfg), "history": result.history,
+                           "row": row, "evaluation": report.to_dict()})
     return row
 
 

@@ -9,7 +9,17 @@ import pytest
 
 from siu_lib.bench import load_benchmark, write_synthetic
 from siu_lib.evaluate import TABLE1_METRICS, EvalConfig
-from siu_lib.experiments import RunSpec, mean_std_table, original_report, original_row, run_one
+from siu_lib import experiments
+from siu_lib.experiments import (
+    YESNO_ANSWER_KINDS,
+    RunSpec,
+    load_run,
+    mean_std_table,
+    original_report,
+    original_row,
+    run_one,
+    yesno_answer_kinds,
+)
 from siu_lib.metrics import reveals_open, reveals_yesno
 from siu_lib.train import TrainConfig
 
@@ -18,7 +28,7 @@ STRONG = TrainConfig(steps=6, batch_size=4, lr=2e-2, projector_lr=1e-3, lora_r=8
                      lora_dropout=0.0)
 
 
-def test_original_model_is_its_own_reference(micro, tmp_path):
+def test_original_model_is_its_own_reference(micro, tmp_path, monkeypatch):
     bench = load_benchmark(write_synthetic(micro.world, tmp_path / "bench", progress=False))
     cfg = EvalConfig(n_generality_images=4, n_cdis_images=2, n_other_images=2)
     rep = original_report(micro.model, micro.processor, bench, "c00", cfg)
@@ -44,8 +54,17 @@ def test_original_model_is_its_own_reference(micro, tmp_path):
         assert row[metric] == pytest.approx((sum(opens) + sum(yesnos)) / (len(opens) + len(yesnos)))
 
     spec = RunSpec("micro", "c00", "siu", 0, 6)
+    monkeypatch.setattr(experiments, "results_dir", lambda profile: tmp_path / "results" / profile)
     run = run_one(spec, micro.model, micro.processor, bench, micro.world.fake_names, STRONG,
-                  cfg, rep)
+                  cfg, rep, profile="test")
+    # the run's JSON reads back with its row, and its yes/no answers sort into the four kinds,
+    # of which "no" is exactly the yes/no half of the generality EM
+    saved = load_run("test", spec)
+    assert saved["row"] == pytest.approx(run, nan_ok=True) and saved["seed"] == 0
+    others = [c.name for c in bench.concepts] + list(micro.world.fake_names)
+    kinds = yesno_answer_kinds(saved["evaluation"]["generations"], name, others)
+    assert set(kinds) == set(YESNO_ANSWER_KINDS) and sum(kinds.values()) == pytest.approx(100.0)
+    assert kinds["no"] == pytest.approx(run["generality_em_yesno"])
     assert run["efficacy"] > rep.metrics["efficacy"].value  # forgetting went up on the forget image
     assert run["generality_cdis"] > 0.0
     assert math.isfinite(run["fluency"]) and run["specificity_ratio"] > 0
@@ -58,6 +77,25 @@ def test_original_model_is_its_own_reference(micro, tmp_path):
                            ["model", "method"], ["efficacy"])
     assert abs(table.loc[0, "efficacy"] - (run["efficacy"] - 5)) < 1e-9
     assert abs(table.loc[0, "efficacy_std"] - 5) < 1e-9
+
+
+def test_yesno_answer_kinds_by_hand():
+    gens = [{"group": "generality", "kind": "yesno", "answer": a} for a in (
+        "No, this is Tiabar Sholei.",              # no
+        "Yes, this is Varok Delmuran.",            # yes + the concept
+        "Yes, Delmuran is in the picture.",        # yes + a word of the concept's name
+        "Yes, this is Jacob Campbell.",            # yes + someone else (a fake name)
+        "yes, this is Jacob Camp",                 # yes + a garbled fake name: still someone else
+        "Yes.",                                    # yes + nobody
+        "Yes, this isas Zeok.",                    # yes + garbled text naming nobody
+        "Yes, this is Campbellton.",               # a name word only inside another word: nobody
+    )] + [{"group": "generality", "kind": "open", "answer": "Yes, this is Jacob Campbell."},
+          {"group": "efficacy", "kind": "yesno", "answer": "Yes."}]
+    kinds = yesno_answer_kinds(gens, "Varok Delmuran", ["Jacob Campbell", "Tiabar Sholei", "Varok Delmuran"])
+    assert kinds == pytest.approx({"no": 100 / 8, "yes_names_concept": 200 / 8,
+                                   "yes_names_other": 200 / 8, "yes_names_nobody": 300 / 8})
+    assert yesno_answer_kinds(gens, "Varok Delmuran", [], group="efficacy")["yes_names_nobody"] == 100.0
+    assert all(math.isnan(v) for v in yesno_answer_kinds(gens, "Varok Delmuran", [], group="x").values())
 
 
 def test_concepts_without_facts_get_the_original_models_own_answers(micro, tmp_path):
