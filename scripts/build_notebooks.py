@@ -310,7 +310,8 @@ no, on every picture of the concept.
         code('''names = [c.name for c in bench.concepts] + list(world.fake_names)
 yesno_kinds = pd.DataFrame([
     {"concept": r.concept, "seed": r.seed,
-     **yesno_answer_kinds(load_run(profile.name, RunSpec("tiny", r.concept, "siu", r.seed, r.steps))
+     **yesno_answer_kinds(load_run(profile.name, RunSpec("tiny", r.concept, "siu", r.seed, r.steps),
+                                   profile.unlearn, eval_cfg)
                           ["evaluation"]["generations"], bench.concept(r.concept).name, names)}
     for r in rows.itertuples()])
 print(f"of {len(yesno_kinds)} runs, every yes/no answer was 'no' in {(yesno_kinds.no == 100).sum()}, "

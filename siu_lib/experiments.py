@@ -9,6 +9,7 @@ beside them are what the notebooks commit for the ``default`` profile.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, replace
@@ -19,6 +20,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from .bench import Benchmark
+from .errors import UnknownNameError
 from .evaluate import EvalConfig, EvalReport, evaluate_unlearning
 from .finetune_data import concept_facts, model_facts
 from .generate import generate
@@ -97,16 +99,29 @@ def yesno_answer_kinds(generations: Sequence[dict[str, Any]], concept_name: str,
     return {k: (100.0 * v / n if n else float("nan")) for k, v in counts.items()}
 
 
-def run_path(profile: str, spec: RunSpec) -> Path:
-    """Where :func:`run_one` writes the JSON of ``spec`` under ``profile``'s results."""
+def run_path(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: EvalConfig) -> Path:
+    """Where :func:`run_one` writes the JSON of ``spec`` under ``profile``'s results.
+
+    The name reads ``<model>_<method>_<concept>_s<seed>_n<steps>_<hash>.json``; the hash covers
+    the run's training config (with ``spec``'s steps and seed) and its evaluation config, so two
+    runs of the same spec evaluated differently (notebook 03 on more generality images than
+    notebook 04) get two files instead of one overwriting the other."""
+    tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
+    blob = json.dumps({"train": asdict(tcfg), "eval": asdict(eval_cfg)}, sort_keys=True, default=str)
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:8]
     return (results_dir(profile) / "runs" /
-            f"{spec.model_name}_{spec.method}_{spec.concept_id}_s{spec.seed}_n{spec.steps}.json")
+            f"{spec.model_name}_{spec.method}_{spec.concept_id}_s{spec.seed}_n{spec.steps}_{digest}.json")
 
 
-def load_run(profile: str, spec: RunSpec) -> dict[str, Any]:
-    """The JSON :func:`run_one` wrote for ``spec`` (config, seed, versions, commit, history,
-    row and the evaluation with every generation)."""
-    return json.loads(run_path(profile, spec).read_text())
+def load_run(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: EvalConfig) -> dict[str, Any]:
+    """The JSON :func:`run_one` wrote for ``spec`` with these configs (config, seed, versions,
+    commit, history, row and the evaluation with every generation); :class:`UnknownNameError`
+    naming the file when there is none."""
+    path = run_path(profile, spec, train_cfg, eval_cfg)
+    if not path.is_file():
+        raise UnknownNameError(f"no run file {path.name} under {path.parent}: run_one has not "
+                                f"written {spec} with these configs")
+    return json.loads(path.read_text())
 
 
 def make_target(bench: Benchmark, concept_id: str, original: Any, processor: Any,
@@ -158,7 +173,7 @@ def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
            **em_split_columns(report),
            "train_seconds": round(t1 - t0, 2), "eval_seconds": round(t2 - t1, 2)}
     if profile is not None:
-        atomic_write_json(run_path(profile, spec),
+        atomic_write_json(run_path(profile, spec, train_cfg, eval_cfg),
                           {**run_metadata(asdict(spec), spec.seed), "train_config": asdict(tcfg),
                            "method_config": asdict(result.method_config),
                            "eval_config": asdict(eval_cfg), "history": result.history,

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from siu_lib.bench import load_benchmark, write_synthetic
+from siu_lib.errors import UnknownNameError
 from siu_lib.evaluate import TABLE1_METRICS, EvalConfig
 from siu_lib import experiments
 from siu_lib.experiments import (
@@ -18,6 +19,7 @@ from siu_lib.experiments import (
     original_report,
     original_row,
     run_one,
+    run_path,
     yesno_answer_kinds,
 )
 from siu_lib.metrics import reveals_open, reveals_yesno
@@ -59,7 +61,12 @@ def test_original_model_is_its_own_reference(micro, tmp_path, monkeypatch):
                   cfg, rep, profile="test")
     # the run's JSON reads back with its row, and its yes/no answers sort into the four kinds,
     # of which "no" is exactly the yes/no half of the generality EM
-    saved = load_run("test", spec)
+    saved = load_run("test", spec, STRONG, cfg)
+    # the same spec evaluated on fewer images is another file, and a run never written is an error
+    other_cfg = EvalConfig(n_generality_images=2, n_cdis_images=2, n_other_images=2)
+    assert run_path("test", spec, STRONG, other_cfg) != run_path("test", spec, STRONG, cfg)
+    with pytest.raises(UnknownNameError, match="micro_siu_c00_s0_n6_"):
+        load_run("test", spec, STRONG, other_cfg)
     assert saved["row"] == pytest.approx(run, nan_ok=True) and saved["seed"] == 0
     others = [c.name for c in bench.concepts] + list(micro.world.fake_names)
     kinds = yesno_answer_kinds(saved["evaluation"]["generations"], name, others)
