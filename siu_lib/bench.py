@@ -77,7 +77,6 @@ image, and the three splits are disjoint.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -92,7 +91,7 @@ from tqdm.auto import tqdm
 
 from .errors import BenchmarkError, UnknownNameError
 from .paths import REPO_ROOT, mmubench_dir
-from .results import atomic_write_text
+from .results import atomic_write_text, config_digest
 from .world import WORLD_REVISION, Fact, World, WorldConfig
 
 #: the manifest schema version this code reads and writes
@@ -717,11 +716,9 @@ def _save_image(image: Image.Image, path: Path) -> None:
 
 def synthetic_key(world_config: WorldConfig) -> str:
     """A short stable hash of a world config (and of this format), naming its instance."""
-    blob = json.dumps({"format_version": FORMAT_VERSION, "world_config": asdict(world_config),
-                       "world_revision": WORLD_REVISION,
-                       "specificity_images_per_concept": SPECIFICITY_IMAGES_PER_CONCEPT},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return config_digest({"format_version": FORMAT_VERSION, "world_config": asdict(world_config),
+                          "world_revision": WORLD_REVISION,
+                          "specificity_images_per_concept": SPECIFICITY_IMAGES_PER_CONCEPT})
 
 
 _Job = tuple[str, Callable[[], Image.Image]]  # (relative path, render the image)

@@ -14,7 +14,6 @@ generality images, text facts, general visual QA, second-language recognition an
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -30,15 +29,15 @@ from .metrics import reveals_yesno
 from .models import (EmbeddedConfig, Example, PretrainConfig, build_embedded_model, count_parameters,
                      load_model, pretrain, train_tokenizer)
 from .paths import checkpoint_dir
-from .results import atomic_write_json, run_metadata
+from .results import atomic_write_json, config_digest, run_metadata
 from .world import WORLD_REVISION, YESNO_QUESTIONS, World, WorldConfig
 
 
 def checkpoint_key(world: WorldConfig, model: EmbeddedConfig, train: PretrainConfig) -> str:
     """A stable key naming a checkpoint: model name + a hash of every config that shapes it."""
-    blob = json.dumps({"world": asdict(world), "world_revision": WORLD_REVISION,
-                       "model": asdict(model), "pretrain": asdict(train)}, sort_keys=True)
-    return f"{model.name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+    digest = config_digest({"world": asdict(world), "world_revision": WORLD_REVISION,
+                            "model": asdict(model), "pretrain": asdict(train)})
+    return f"{model.name}-{digest}"
 
 
 def build_and_pretrain(world: World, model_cfg: EmbeddedConfig, train_cfg: PretrainConfig,

@@ -9,7 +9,6 @@ beside them are what the notebooks commit for the ``default`` profile.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, replace
@@ -27,7 +26,7 @@ from .generate import generate
 from .metrics import PROMPT_KINDS, reveals_open, reveals_yesno
 from .methods import UnlearnTarget
 from .paths import cache_dir, results_dir
-from .results import atomic_write_json, run_metadata
+from .results import atomic_write_json, config_digest, run_metadata
 from .train import TrainConfig, unlearn
 
 
@@ -107,8 +106,7 @@ def run_path(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: Eval
     runs of the same spec evaluated differently (notebook 03 on more generality images than
     notebook 04) get two files instead of one overwriting the other."""
     tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
-    blob = json.dumps({"train": asdict(tcfg), "eval": asdict(eval_cfg)}, sort_keys=True, default=str)
-    digest = hashlib.sha256(blob.encode()).hexdigest()[:8]
+    digest = config_digest({"train": asdict(tcfg), "eval": asdict(eval_cfg)}, length=8)
     return (results_dir(profile) / "runs" /
             f"{spec.model_name}_{spec.method}_{spec.concept_id}_s{spec.seed}_n{spec.steps}_{digest}.json")
 
@@ -173,7 +171,7 @@ def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
            **em_split_columns(report),
            "train_seconds": round(t1 - t0, 2), "eval_seconds": round(t2 - t1, 2)}
     if profile is not None:
-        atomic_write_json(run_path(profile, spec, train_cfg, eval_cfg),
+        atomic_write_json(run_path(profile, spec, tcfg, eval_cfg),
                           {**run_metadata(asdict(spec), spec.seed), "train_config": asdict(tcfg),
                            "method_config": asdict(result.method_config),
                            "eval_config": asdict(eval_cfg), "history": result.history,

@@ -3,6 +3,7 @@ beside its numbers, atomically (temp file + rename), so nothing half-written is 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -41,6 +42,14 @@ def git_commit() -> str:
         return sha + ("-dirty" if dirty else "")
     except Exception:
         return "unknown"
+
+
+def config_digest(obj: Any, length: int = 12) -> str:
+    """A short stable hash of a JSON-able config (dicts hashed with sorted keys): the first
+    ``length`` hex digits of its SHA-256. Names cached benchmark instances, checkpoints and
+    run files, so that a changed config never reuses an old file."""
+    blob = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
 def run_metadata(config: Any = None, seed: int | None = None, **extra: Any) -> dict[str, Any]:

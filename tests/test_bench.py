@@ -4,6 +4,7 @@ committed image-less ``paper`` instance."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -29,6 +30,7 @@ from siu_lib.bench import (
     write_synthetic,
 )
 from siu_lib.errors import BenchmarkError, UnknownNameError
+from siu_lib.results import config_digest
 from siu_lib.world import World, WorldConfig
 
 CFG = WorldConfig(n_concepts=4, images_per_concept=6, image_size=32)
@@ -373,3 +375,13 @@ def test_user_supplied_paper_images(tmp_path: Path) -> None:
     Image.new("RGB", (8, 8)).save(folder / "forget.png")
     with pytest.raises(BenchmarkError, match="several forget images"):
         b.forget_image_path("facebook")
+
+
+def test_config_digest_is_sha256_of_sorted_json():
+    """The one hash behind instance, checkpoint and run-file names: key order does not matter,
+    any value does, and the digest is the leading hex digits of SHA-256 of the sorted JSON."""
+    a = {"world": {"seed": 0, "n": 20}, "revision": 6}
+    assert config_digest(a) == config_digest({"revision": 6, "world": {"n": 20, "seed": 0}})
+    assert config_digest(a) != config_digest({**a, "revision": 7})
+    by_hand = hashlib.sha256(b'{"revision": 6, "world": {"n": 20, "seed": 0}}').hexdigest()
+    assert config_digest(a) == by_hand[:12] and config_digest(a, length=8) == by_hand[:8]
