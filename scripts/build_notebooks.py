@@ -302,8 +302,8 @@ targets'''),
 Each run's answers to the yes/no prompts on generality images, read back from its JSON and
 sorted into four kinds (`siu_lib.experiments.yesno_answer_kinds`, % of the run's yes/no
 answers): **no** (the concept is forgotten; this column is the yes/no half of the generality
-EM above), **yes naming the concept**, **yes naming someone else** (another concept or a fake
-name, in full: the answer's "yes" contradicts the identity it names), and **yes naming nobody**
+EM above), **yes naming the concept**, **yes naming someone else** (a word of another concept's
+name or of a fake name: the answer's "yes" contradicts the identity it names), and **yes naming nobody**
 ("Yes.", garbled text). A run whose column "no" is 0 or 100 gave the same first word, yes or
 no, on every picture of the concept.
 """),
