@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.siu-installed
 EXEC_DIR := notebooks/executed/$(PROFILE)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: install reproduce test bench clean
+.PHONY: install reproduce test bench seeds clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,6 +32,11 @@ test: $(STAMP)
 ## Speed and memory benchmarks (writes data/bench/*.csv).
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
+
+## Pre-training seed spread of the tiny model's knowledge and SIU's targets (about 10 min per
+## seed not yet cached; writes data/results/$(PROFILE)/seed_spread.csv).
+seeds: $(STAMP)
+	$(BIN)/python scripts/seed_spread.py --profile $(PROFILE)
 
 clean:
 	rm -rf notebooks/executed data/mmubench data/cache data/checkpoints

@@ -272,27 +272,11 @@ a "no" name the person shown ("No, this is X."), which ties its yes/no answers t
 identity as naming; when a "no" did not name the person shown (world revision 5), six SIU steps
 left the yes/no half where it was.
 """),
-        code('''rows, originals = [], []
-for c in bench.concepts[:profile.unlearn_concepts]:
-    oe = original_report(original, processor, bench, c.concept_id, eval_cfg)
-    originals.append({"concept": c.concept_id, "recognition": oe.specificity_accuracy["recognition"],
-                      "diversity": oe.row()["diversity"], "factual_retention": oe.row()["factual_retention"],
-                      **em_split_columns(oe)})
-    for seed in profile.seeds:
-        rows.append(run_one(RunSpec("tiny", c.concept_id, "siu", seed, profile.unlearn.steps), original,
-                            processor, bench, world.fake_names, profile.unlearn, eval_cfg, oe, profile.name))
-rows, originals = pd.DataFrame(rows), pd.DataFrame(originals)
-targets = pd.DataFrame([
-    {"target": "efficacy (%)", "measured": rows.efficacy.mean(), "goal": "= 100"},
-    {"target": "generality EM (%)", "measured": rows.generality_em.mean(), "goal": ">= 95"},
-    {"target": "  of which open prompts (%)", "measured": rows.generality_em_open.mean(),
-     "goal": f"(original {originals.generality_em_open.mean():.1f})"},
-    {"target": "  of which yes/no prompts (%)", "measured": rows.generality_em_yesno.mean(),
-     "goal": f"(original {originals.generality_em_yesno.mean():.1f})"},
-    {"target": "other concepts' recognition / original", "measured": rows.spec_recognition.mean() / originals.recognition.mean(), "goal": ">= 0.95"},
-    {"target": "own text facts (%)", "measured": rows.factual_retention.mean(), "goal": ">= 90"},
-    {"target": "diversity, original minus SIU (points)", "measured": originals.diversity.mean() - rows.diversity.mean(), "goal": "<= 10"},
-])
+        code('''from siu_lib.experiments import siu_target_runs, siu_targets
+rows, originals = siu_target_runs("tiny", original, processor, bench, world.fake_names, profile.unlearn, eval_cfg,
+                                  [c.concept_id for c in bench.concepts[:profile.unlearn_concepts]],
+                                  profile.seeds, profile.name)
+targets = siu_targets(rows, originals)
 display(rows[["concept", "seed", "efficacy", "generality_em", "generality_em_open", "generality_em_yesno",
               "spec_recognition", "factual_retention", "diversity", "train_seconds", "eval_seconds"]])
 targets'''),

@@ -193,3 +193,83 @@ def mean_std_table(rows: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]
     g = rows.groupby(list(by), sort=False)[list(metrics)]
     mean, std = g.mean(), g.std(ddof=0).add_suffix("_std")
     return pd.concat([mean, std], axis=1).reset_index()
+
+
+def siu_target_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
+                    fake_names: Sequence[str], train_cfg: TrainConfig, eval_cfg: EvalConfig,
+                    concept_ids: Sequence[str], seeds: Sequence[int], profile: str | None = None,
+                    progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Issue 4's protocol: SIU on every concept x seed with ``train_cfg`` (its ``steps``),
+    evaluated with ``eval_cfg``. Returns ``(rows, originals)``: one :func:`run_one` row per
+    run, and one row per concept of the original model (``concept``, ``recognition`` of the
+    other concepts, ``diversity``, ``factual_retention`` and the EM split), the reference
+    of :func:`siu_targets`. With ``profile`` the runs' JSONs are written (see :func:`run_path`:
+    their names do not cover the checkpoint, so pass ``None`` for a checkpoint other than the
+    profile's own)."""
+    from tqdm.auto import tqdm
+
+    rows, originals = [], []
+    bar = tqdm(total=len(concept_ids) * len(seeds), desc=f"SIU {model_name}", disable=not progress)
+    for cid in concept_ids:
+        oe = original_report(original, processor, bench, cid, eval_cfg)
+        orow = oe.row()
+        originals.append({"concept": cid, "recognition": oe.specificity_accuracy["recognition"],
+                          "diversity": orow["diversity"], "factual_retention": orow["factual_retention"],
+                          **em_split_columns(oe)})
+        for seed in seeds:
+            rows.append(run_one(RunSpec(model_name, cid, "siu", seed, train_cfg.steps), original,
+                                processor, bench, fake_names, train_cfg, eval_cfg, oe, profile))
+            bar.update(1)
+    bar.close()
+    return pd.DataFrame(rows), pd.DataFrame(originals)
+
+
+def siu_targets(rows: pd.DataFrame, originals: pd.DataFrame) -> pd.DataFrame:
+    """Issue 4's targets from :func:`siu_target_runs`'s tables: one row per target with the
+    ``measured`` mean over runs, its ``goal`` and whether it is ``met`` (``None`` for the two
+    EM halves, shown beside the original model's value as context, not as targets)."""
+    diversity_drop = originals.diversity.mean() - rows.diversity.mean()
+    recognition_ratio = rows.spec_recognition.mean() / originals.recognition.mean()
+    table = [
+        ("efficacy (%)", rows.efficacy.mean(), "= 100", rows.efficacy.mean() >= 100),
+        ("generality EM (%)", rows.generality_em.mean(), ">= 95", rows.generality_em.mean() >= 95),
+        ("  of which open prompts (%)", rows.generality_em_open.mean(),
+         f"(original {originals.generality_em_open.mean():.1f})", None),
+        ("  of which yes/no prompts (%)", rows.generality_em_yesno.mean(),
+         f"(original {originals.generality_em_yesno.mean():.1f})", None),
+        ("other concepts' recognition / original", recognition_ratio, ">= 0.95", recognition_ratio >= 0.95),
+        ("own text facts (%)", rows.factual_retention.mean(), ">= 90", rows.factual_retention.mean() >= 90),
+        ("diversity, original minus SIU (points)", diversity_drop, "<= 10", diversity_drop <= 10),
+    ]
+    return pd.DataFrame([{"target": t, "measured": m, "goal": g, "met": None if ok is None else bool(ok)}
+                         for t, m, g, ok in table])
+
+
+#: issue 3's recognition target for every concept (a fraction), used by :func:`seed_spread_row`
+CONCEPT_RECOGNITION_TARGET = 0.98
+
+
+def seed_spread_row(pretrain_seed: int, knowledge: pd.Series, per_concept: pd.Series,
+                    targets: pd.DataFrame, checkpoint: str) -> dict[str, Any]:
+    """One row of ``scripts/seed_spread.py``'s table for one pre-training seed: ``knowledge``
+    (a row of :func:`siu_lib.embedded.pretrain_table`'s table), the weakest concept of
+    ``per_concept`` (its recognition column) and how many concepts are below
+    :data:`CONCEPT_RECOGNITION_TARGET`, and SIU's measured targets (:func:`siu_targets`) as
+    ``siu_`` columns, with ``siu_targets_met`` as "met/of"."""
+    measured = dict(zip(targets.target.str.strip(), targets.measured))
+    met = targets.met.dropna()
+    return {
+        "pretrain_seed": pretrain_seed, "checkpoint": checkpoint,
+        **{k: knowledge[k] for k in ("pretrain_seconds", "recognition", "facts", "general_vqa",
+                                     "second_language", "group_photo", "yes_to_own", "yes_to_other")},
+        "weakest_concept": per_concept.idxmin(), "weakest_concept_recognition": per_concept.min(),
+        "concepts_below_target": int((per_concept < CONCEPT_RECOGNITION_TARGET).sum()),
+        "siu_efficacy": measured["efficacy (%)"],
+        "siu_generality_em": measured["generality EM (%)"],
+        "siu_em_open": measured["of which open prompts (%)"],
+        "siu_em_yesno": measured["of which yes/no prompts (%)"],
+        "siu_recognition_ratio": measured["other concepts' recognition / original"],
+        "siu_own_facts": measured["own text facts (%)"],
+        "siu_diversity_drop": measured["diversity, original minus SIU (points)"],
+        "siu_targets_met": f"{int(met.sum())}/{len(met)}",
+    }

@@ -20,6 +20,9 @@ from siu_lib.experiments import (
     original_row,
     run_one,
     run_path,
+    seed_spread_row,
+    siu_target_runs,
+    siu_targets,
     yesno_answer_kinds,
 )
 from siu_lib.metrics import reveals_open, reveals_yesno
@@ -179,3 +182,70 @@ def test_group_photo_sides_are_scored_separately(micro, tmp_path):
     # a side is named only where the whole answer names that person
     assert rep.group_left <= sum(bench.concept(g.left).name.lower() in a.lower()
                                  for a, g in zip(answers, bench.group_photos)) / n
+
+
+def test_siu_targets_by_hand():
+    import pandas as pd
+    rows = pd.DataFrame({"efficacy": [100.0, 90.0], "generality_em": [96.0, 80.0],
+                         "generality_em_open": [100.0, 90.0], "generality_em_yesno": [92.0, 70.0],
+                         "spec_recognition": [90.0, 95.0], "factual_retention": [100.0, 80.0],
+                         "diversity": [95.0, 85.0]})
+    originals = pd.DataFrame({"recognition": [100.0, 100.0], "diversity": [100.0, 100.0],
+                              "generality_em_open": [10.0, 0.0], "generality_em_yesno": [0.0, 0.0]})
+    t = siu_targets(rows, originals).set_index("target")
+    assert t.loc["efficacy (%)", "measured"] == 95.0 and t.loc["efficacy (%)", "met"] is False
+    assert t.loc["generality EM (%)", "measured"] == 88.0 and t.loc["generality EM (%)", "met"] is False
+    assert t.loc["  of which yes/no prompts (%)", "measured"] == 81.0
+    assert t.loc["  of which open prompts (%)", "goal"] == "(original 5.0)"
+    assert t.loc["  of which open prompts (%)", "met"] is None
+    ratio = "other concepts' recognition / original"
+    assert t.loc[ratio, "measured"] == pytest.approx(0.925) and t.loc[ratio, "met"] is False
+    assert t.loc["own text facts (%)", "measured"] == 90.0 and t.loc["own text facts (%)", "met"] is True
+    drop = "diversity, original minus SIU (points)"
+    assert t.loc[drop, "measured"] == 10.0 and t.loc[drop, "met"] is True  # "<= 10" includes 10
+    good = rows.assign(efficacy=100.0, generality_em=97.0, spec_recognition=96.0)
+    assert siu_targets(good, originals).met.dropna().all()
+
+
+def test_siu_target_runs_feed_the_seed_spread_row(micro, tmp_path):
+    """notebook 03's protocol on the micro model: the rows are run_one's rows, nothing is
+    written without a profile, and the seed-spread row carries the knowledge table's values,
+    the weakest concept and the measured targets."""
+    import pandas as pd
+
+    from siu_lib.embedded import pretrain_table
+
+    bench = load_benchmark(write_synthetic(micro.world, tmp_path / "bench", progress=False))
+    cfg = EvalConfig(n_generality_images=2, n_cdis_images=1, n_other_images=1, n_vqa_items=4)
+    rows, originals = siu_target_runs("micro", micro.model, micro.processor, bench,
+                                      micro.world.fake_names, STRONG, cfg, ["c00", "c01"], [0],
+                                      profile=None, progress=False)
+    assert list(rows.concept) == ["c00", "c01"] and list(originals.concept) == ["c00", "c01"]
+    assert not (tmp_path / "results").exists()
+    again = run_one(RunSpec("micro", "c01", "siu", 0, 6), micro.model, micro.processor, bench,
+                    micro.world.fake_names, STRONG, cfg,
+                    original_report(micro.model, micro.processor, bench, "c01", cfg))
+    timing = ("train_seconds", "eval_seconds")
+    assert {k: v for k, v in again.items() if k not in timing} == pytest.approx(
+        {k: v for k, v in rows.iloc[1].to_dict().items() if k not in timing}, nan_ok=True)
+    oe = original_report(micro.model, micro.processor, bench, "c00", cfg)
+    assert originals.iloc[0].recognition == oe.specificity_accuracy["recognition"]
+    targets = siu_targets(rows, originals)
+
+    folder = tmp_path / "ck"
+    micro.model.save_pretrained(folder)
+    micro.processor.save_pretrained(folder)
+    (folder / "pretrain.json").write_text('{"params": 1, "pretrain_seconds": 12.5}')
+    table, per_concept = pretrain_table({"micro": folder}, bench, micro.world, 3, progress=False)
+    per = per_concept["micro"].copy()
+    per.iloc[2] = 0.5  # one weak concept, to check the minimum and the count
+    row = seed_spread_row(7, table.iloc[0], per, targets, "micro-x")
+    assert row["pretrain_seed"] == 7 and row["pretrain_seconds"] == 12.5
+    assert row["recognition"] == table.iloc[0].recognition
+    assert row["weakest_concept"] == per.index[2] and row["weakest_concept_recognition"] == 0.5
+    assert row["concepts_below_target"] == int((per < 0.98).sum()) >= 1
+    assert row["siu_generality_em"] == rows.generality_em.mean()
+    assert row["siu_recognition_ratio"] == pytest.approx(
+        rows.spec_recognition.mean() / originals.recognition.mean())
+    assert row["siu_targets_met"] == f"{int(targets.met.dropna().sum())}/5"
+    assert isinstance(pd.DataFrame([row]).loc[0, "siu_em_yesno"], float)
