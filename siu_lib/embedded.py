@@ -105,6 +105,12 @@ class KnowledgeReport:
             binds names to faces has ``yes_to_own`` near 1 and ``yes_to_other`` near 0; equal
             rates mean its yes/no answers ignore the face, which is the baseline against
             which the yes/no half of the generality EM should be read.
+        yes_to_unknown: the same questions, naming a concept, on pictures of strangers
+            (:meth:`siu_lib.world.World.stranger`, faces the model never saw) answered yes.
+            Unlearning that made a concept's face look unknown to the model would leave its
+            yes/no answers near this rate, so ``1 - yes_to_unknown`` is what the yes/no half of
+            the generality EM reaches from forgetting the face alone, before any "no" that
+            the unlearning teaches directly (SIU's target (b)).
         group_left: group photos whose answer names the left identity before the words "on
             the right" (the trained answer is "On the left is A, and on the right is B").
         group_right: group photos whose answer names the right identity after "on the right"
@@ -120,6 +126,7 @@ class KnowledgeReport:
     group_photo: float
     yes_to_own: float
     yes_to_other: float
+    yes_to_unknown: float
     group_left: float
     group_right: float
 
@@ -149,11 +156,13 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
     Recognition is asked with a generic question on up to ``images_per_concept`` generality
     images of each concept (all by default), never seen in pre-training. The yes/no rates use
     the first ``yesno_images`` of them, each asked once with the concept's own name and once
-    with another concept's name (the next ones in turn), paraphrases rotating.
+    with another concept's name (the next ones in turn), paraphrases rotating; and as many
+    pictures of strangers (stranger ``i * yesno_images + k`` for image ``k`` of concept ``i``),
+    each asked with the concept's name and the same paraphrase.
     """
     if len(bench.concepts) != len(world.concepts):
         raise ConfigError("the benchmark and the world do not have the same concepts")
-    rec_items, rec_truth, vel_items, yes_own, yes_other = [], [], [], [], []
+    rec_items, rec_truth, vel_items, yes_own, yes_other, yes_unknown = [], [], [], [], [], []
     n = len(world.concepts)
     for i, c in enumerate(bench.concepts):
         paths = bench.generality_image_paths(c.concept_id)
@@ -167,6 +176,8 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
             if k < yesno_images:
                 j = k % len(YESNO_QUESTIONS)
                 yes_own.append((img, world.yesno_prompts(c.concept_id)[j]))
+                yes_unknown.append((world.render_stranger(i * yesno_images + k),
+                                    world.yesno_prompts(c.concept_id)[j]))
                 if n > 1:  # a one-concept world has no other name to ask about (rate: nan)
                     other = world.concepts[(i + 1 + k % (n - 1)) % n]
                     yes_other.append((img, world.yesno_prompts(other)[j]))
@@ -182,7 +193,7 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
     answers = generate(model, processor, rec_items + vel_items + fact_items
                        + [(i, q) for i, q, _ in vqa]
                        + [(i, "Who are the people in this picture?") for i, _ in groups]
-                       + yes_own + yes_other,
+                       + yes_own + yes_other + yes_unknown,
                        max_new_tokens=KNOWLEDGE_MAX_NEW_TOKENS, batch_size=32, progress=progress)
     rest = iter(answers)  # the answers, block by block in the order they were asked
 
@@ -202,6 +213,7 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
         right.append(_contains(part_r, name_r))
     said_yes_own = [reveals_yesno(a) for a in take(yes_own)]
     said_yes_other = [reveals_yesno(a) for a in take(yes_other)]
+    said_yes_unknown = [reveals_yesno(a) for a in take(yes_unknown)]
     per = {}
     for c in bench.concepts:
         hits = [r for r, t in zip(rec, rec_truth) if t is c]
@@ -210,6 +222,7 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
     return KnowledgeReport(recognition=mean(rec), recognition_per_concept=per, facts=mean(facts),
                            general_vqa=mean(vq), second_language=mean(vel), group_photo=mean(grp),
                            yes_to_own=mean(said_yes_own), yes_to_other=mean(said_yes_other),
+                           yes_to_unknown=mean(said_yes_unknown),
                            group_left=mean(left), group_right=mean(right))
 
 
@@ -223,7 +236,8 @@ def pretrain_table(checkpoints: dict[str, str | Path], bench: Benchmark, world: 
                    ) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     """The ``pretrain.csv`` table (one row per model size: ``model, params, pretrain_seconds,
     recognition, facts, general_vqa, second_language, group_photo``, then the diagnostic
-    ``yes_to_own, yes_to_other, group_left, group_right`` of :class:`KnowledgeReport`; fractions in [0, 1]) and
+    ``yes_to_own, yes_to_other, yes_to_unknown, group_left, group_right`` of
+    :class:`KnowledgeReport`; fractions in [0, 1]) and
     the per-concept recognition table (concept x model)."""
     import pandas as pd
 
@@ -237,7 +251,8 @@ def pretrain_table(checkpoints: dict[str, str | Path], bench: Benchmark, world: 
                      "recognition": rep.recognition, "facts": rep.facts,
                      "general_vqa": rep.general_vqa, "second_language": rep.second_language,
                      "group_photo": rep.group_photo, "yes_to_own": rep.yes_to_own,
-                     "yes_to_other": rep.yes_to_other, "group_left": rep.group_left,
+                     "yes_to_other": rep.yes_to_other, "yes_to_unknown": rep.yes_to_unknown,
+                     "group_left": rep.group_left,
                      "group_right": rep.group_right})
         per[size] = rep.recognition_per_concept
     per_concept = pd.DataFrame(per)

@@ -457,6 +457,27 @@ class World:
             return _render_scene([c.attributes], rng, self.config.image_size, jitter=0.3)
         return _render_scene([c.attributes], rng, self.config.image_size, jitter=1.0)
 
+    def stranger(self, index: int) -> dict[str, str]:
+        """The looks of stranger ``index``: someone who is not one of the world's concepts and
+        is never in its pre-training data, drawn (deterministically) to differ from every
+        concept as much as concepts differ from each other (``min_attribute_distance`` salient
+        attributes and ``min_color_distance`` colours). Strangers have no name: they stand for
+        a face the model does not know, which is what an unlearned concept should look like."""
+        cfg = self.config
+        rng = _seeded("stranger", cfg.world_seed, index)
+        for _ in range(200_000):
+            cand = {k: rng.choice(v) for k, v in ATTRIBUTE_VALUES.items()}
+            if all(sum(cand[a] != c.attributes[a] for a in SALIENT_ATTRIBUTES) >= cfg.min_attribute_distance
+                   and color_distance(cand, c.attributes) >= cfg.min_color_distance for c in self.concepts):
+                return cand
+        raise ConfigError(f"cannot draw a stranger differing from every concept in >= "
+                          f"{cfg.min_attribute_distance} attributes and >= {cfg.min_color_distance} colours")
+
+    def render_stranger(self, index: int) -> Image.Image:
+        """A picture of stranger ``index`` (:meth:`stranger`), framed like a generality image."""
+        rng = _seeded("stranger-img", self.config.world_seed, index)
+        return _render_scene([self.stranger(index)], rng, self.config.image_size, jitter=1.0)
+
     def render_group(self, left: str | int | Concept, right: str | int | Concept, index: int,
                      stream: str = "bench") -> Image.Image:
         """A group photo: ``left`` and ``right`` side by side."""

@@ -146,10 +146,15 @@ def test_knowledge_report_counts_yes_answers_to_own_and_other_names(micro, tmp_p
             img = bench.load_image(p)
             own.append((img, micro.world.yesno_prompts(c)[k]))
             other.append((img, micro.world.yesno_prompts(shown_other)[k]))
-    answers = generate(micro.model, micro.processor, own + other, max_new_tokens=8, progress=False)
+    # ... and stranger i*2+k, a face the model never saw, asked with concept i's name
+    unknown = [(micro.world.render_stranger(i * 2 + k), micro.world.yesno_prompts(c)[k])
+               for i, c in enumerate(concepts) for k in range(2)]
+    answers = generate(micro.model, micro.processor, own + other + unknown, max_new_tokens=8,
+                       progress=False)
     said_yes = [a.strip().lower().startswith("yes") for a in answers]
     assert rep.yes_to_own == sum(said_yes[:8]) / 8
-    assert rep.yes_to_other == sum(said_yes[8:]) / 8
+    assert rep.yes_to_other == sum(said_yes[8:16]) / 8
+    assert rep.yes_to_unknown == sum(said_yes[16:]) / 8
 
 
 def test_group_photo_sides_are_scored_separately(micro, tmp_path):

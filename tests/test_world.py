@@ -69,6 +69,23 @@ def test_every_two_concepts_differ_in_enough_visible_attributes() -> None:
         assert color_distance(a.attributes, b.attributes) >= w.config.min_color_distance
 
 
+def test_strangers_differ_from_every_concept_and_are_deterministic() -> None:
+    w = World(WorldConfig(n_concepts=20, image_size=32))
+    looks = [w.stranger(i) for i in range(30)]
+    for a in looks:
+        for c in w.concepts:
+            distance = sum(a[k] != c.attributes[k] for k in SALIENT_ATTRIBUTES)
+            assert distance >= w.config.min_attribute_distance, (a, c.concept_id)
+            assert color_distance(a, c.attributes) >= w.config.min_color_distance
+    assert len({tuple(sorted(a.items())) for a in looks}) > 20  # many different faces
+    again = World(WorldConfig(n_concepts=20, image_size=32))
+    assert again.stranger(7) == looks[7]
+    assert png_bytes(again.render_stranger(7)) == png_bytes(w.render_stranger(7))
+    assert png_bytes(w.render_stranger(7)) != png_bytes(w.render_stranger(8))
+    # a stranger is never drawn into the world's concepts or their pictures
+    assert all(c.attributes != looks[i] for i in range(30) for c in w.concepts)
+
+
 def test_color_distance_by_hand() -> None:
     a = {"skin": "pale", "hair_color": "red", "hair_style": "short", "beard": "none", "clothing": "blue"}
     b = {**a, "hair_color": "black"}
