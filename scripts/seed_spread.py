@@ -63,8 +63,8 @@ def main() -> None:
         original, processor = load_model(folder)
         runs, originals = siu_target_runs(args.size, original, processor, bench, world.fake_names,
                                           profile.unlearn, eval_cfg, concept_ids, profile.seeds)
-        rows.append(seed_spread_row(seed, table.iloc[0], per_concept[args.size], siu_targets(runs, originals),
-                               folder.name))
+        rows.append(seed_spread_row(seed, table.iloc[0], per_concept[args.size],
+                                    siu_targets(runs, originals), folder.name))
         print(pd.DataFrame(rows[-1:]).T.to_string(header=False), flush=True)
     spread = pd.DataFrame(rows)
     out = results_dir(profile.name)

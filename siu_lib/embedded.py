@@ -175,9 +175,9 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
                 rec_truth.append(c)
             if k < yesno_images:
                 j = k % len(YESNO_QUESTIONS)
-                yes_own.append((img, world.yesno_prompts(c.concept_id)[j]))
-                yes_unknown.append((world.render_stranger(i * yesno_images + k),
-                                    world.yesno_prompts(c.concept_id)[j]))
+                own_question = world.yesno_prompts(c.concept_id)[j]
+                yes_own.append((img, own_question))
+                yes_unknown.append((world.render_stranger(i * yesno_images + k), own_question))
                 if n > 1:  # a one-concept world has no other name to ask about (rate: nan)
                     other = world.concepts[(i + 1 + k % (n - 1)) % n]
                     yes_other.append((img, world.yesno_prompts(other)[j]))

@@ -97,6 +97,15 @@ def color_distance(a: dict[str, str], b: dict[str, str]) -> int:
     """How many of :data:`COLOR_ATTRIBUTES` two identities' pictures show differently."""
     return sum(visible_color(a, k) != visible_color(b, k) for k in COLOR_ATTRIBUTES)
 
+
+def _distinct(a: dict[str, str], b: dict[str, str], cfg: "WorldConfig") -> bool:
+    """Whether two identities' looks differ as much as every two concepts of a world must: in
+    at least ``cfg.min_attribute_distance`` salient attributes and ``cfg.min_color_distance``
+    colours."""
+    return (sum(a[k] != b[k] for k in SALIENT_ATTRIBUTES) >= cfg.min_attribute_distance
+            and color_distance(a, b) >= cfg.min_color_distance)
+
+
 BACKGROUNDS = [(200, 220, 235), (235, 225, 200), (210, 235, 210), (230, 210, 230),
                (180, 180, 180), (245, 245, 235), (150, 190, 210), (225, 195, 170)]
 
@@ -384,8 +393,7 @@ class World:
             cand = {k: rng.choice(v) for k, v in ATTRIBUTE_VALUES.items()}
             # clothing, the largest coloured area, is spread evenly: one of the least-worn colours
             cand["clothing"] = rng.choice(least_worn)
-            if all(sum(cand[a] != o[a] for a in SALIENT_ATTRIBUTES) >= cfg.min_attribute_distance
-                   and color_distance(cand, o) >= cfg.min_color_distance for o in looks):
+            if all(_distinct(cand, o, cfg) for o in looks):
                 looks.append(cand)
                 worn[cand["clothing"]] += 1
                 least_worn = [v for v, n in worn.items() if n == min(worn.values())]
@@ -467,8 +475,7 @@ class World:
         rng = _seeded("stranger", cfg.world_seed, index)
         for _ in range(200_000):
             cand = {k: rng.choice(v) for k, v in ATTRIBUTE_VALUES.items()}
-            if all(sum(cand[a] != c.attributes[a] for a in SALIENT_ATTRIBUTES) >= cfg.min_attribute_distance
-                   and color_distance(cand, c.attributes) >= cfg.min_color_distance for c in self.concepts):
+            if all(_distinct(cand, c.attributes, cfg) for c in self.concepts):
                 return cand
         raise ConfigError(f"cannot draw a stranger differing from every concept in >= "
                           f"{cfg.min_attribute_distance} attributes and >= {cfg.min_color_distance} colours")
