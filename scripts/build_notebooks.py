@@ -157,7 +157,8 @@ One concept, one image, six steps. This notebook walks through SIU (Li et al., N
 on the embedded `tiny` model: the one forget image, the 25 multifaceted fine-tuning records
 with their token masks, the Dual Masked KL loss per step, and the model's answers before and
 after. It ends with the small learning-rate/rank sweep that fixed the embedded profile's
-unlearning defaults, and SIU's targets measured over several concepts and seeds.
+unlearning defaults, and SIU's targets measured over several concepts and seeds, beside a model
+pre-trained without ever seeing those concepts (exact unlearning's reference).
 """),
         code(PARAMETERS, ("parameters",)),
         code(SETUP),
@@ -279,6 +280,38 @@ rows, originals = siu_target_runs("tiny", original, processor, bench, world.fake
 targets = siu_targets(rows, originals)
 display(rows[["concept", "seed", "efficacy", "generality_em", "generality_em_open", "generality_em_yesno",
               "spec_recognition", "factual_retention", "diversity", "train_seconds", "eval_seconds"]])
+targets'''),
+        md("""
+### Against a model that never saw these concepts
+
+The gold standard of unlearning is *exact* unlearning: retrain without the forget set. For the
+embedded model that is affordable, so we build it: the same model, world, seed and step count,
+pre-trained with the concepts above **withheld** from every picture (no image of them, alone,
+in a group photo or their forget image; `PretrainConfig.withheld`). Their text facts stay, and
+yes/no questions about them are still asked on other people's pictures ("No, this is X."), so
+this model knows of them, as SIU's targets (c) and (d) intend, but has never seen them.
+
+It is evaluated exactly like an unlearned model (`siu_lib.experiments.never_seen_runs`), and
+its column beside SIU's says how far each target can be reached by forgetting at all: a target
+that the never-seen model misses is a property of the embedded model (for instance, how often it
+answers yes to a face it does not know), not something six steps of any method could fix.
+The targets table with this column is written to `siu_targets.csv`, the reference's rows to
+`never_seen.csv`.
+"""),
+        code('''from dataclasses import replace
+from siu_lib.experiments import never_seen_runs
+from siu_lib.results import atomic_write_csv
+target_ids = [c.concept_id for c in bench.concepts[:profile.unlearn_concepts]]
+reference_checkpoint = ensure_pretrained(profile.world, profile.models["tiny"],
+                                         replace(profile.pretrain["tiny"], withheld=tuple(target_ids)))
+reference, reference_processor = load_model(reference_checkpoint)
+never_seen = never_seen_runs("tiny", original, processor, reference, reference_processor, bench, eval_cfg,
+                             target_ids)
+targets = siu_targets(rows, originals, never_seen)
+atomic_write_csv(RESULTS / "never_seen.csv", never_seen.assign(checkpoint=reference_checkpoint.name))
+atomic_write_csv(RESULTS / "siu_targets.csv", targets)
+display(never_seen[["concept", "efficacy", "generality_em", "generality_em_open", "generality_em_yesno",
+                    "spec_recognition", "factual_retention", "diversity"]])
 targets'''),
         md("""
 ### How the yes/no answers fail

@@ -34,10 +34,17 @@ from .world import WORLD_REVISION, YESNO_QUESTIONS, World, WorldConfig
 
 
 def checkpoint_key(world: WorldConfig, model: EmbeddedConfig, train: PretrainConfig) -> str:
-    """A stable key naming a checkpoint: model name + a hash of every config that shapes it."""
+    """A stable key naming a checkpoint: model name + a hash of every config that shapes it.
+
+    ``train.withheld`` enters the hash only when it is not empty, so that the ordinary
+    checkpoints keep the keys they had before the field existed; a checkpoint with withheld
+    concepts is named ``<model>-never-seen-<hash>``."""
+    pretrain = asdict(train)
+    if not pretrain["withheld"]:
+        del pretrain["withheld"]
     digest = config_digest({"world": asdict(world), "world_revision": WORLD_REVISION,
-                            "model": asdict(model), "pretrain": asdict(train)})
-    return f"{model.name}-{digest}"
+                            "model": asdict(model), "pretrain": pretrain})
+    return f"{model.name}-never-seen-{digest}" if train.withheld else f"{model.name}-{digest}"
 
 
 def build_and_pretrain(world: World, model_cfg: EmbeddedConfig, train_cfg: PretrainConfig,
@@ -46,7 +53,7 @@ def build_and_pretrain(world: World, model_cfg: EmbeddedConfig, train_cfg: Pretr
     tokenizer = train_tokenizer(world.texts(), model_cfg.vocab_size)
     model, processor = build_embedded_model(model_cfg, tokenizer, seed=train_cfg.seed)
     align = int(round(train_cfg.align_fraction * train_cfg.steps)) * train_cfg.batch_size
-    stream = world.pretraining_stream(train_cfg.seed, align_examples=align)
+    stream = world.pretraining_stream(train_cfg.seed, align_examples=align, withheld=train_cfg.withheld)
 
     def next_example(_rng: Any) -> Example:
         e = next(stream)

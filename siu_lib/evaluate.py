@@ -16,9 +16,10 @@ All generation is batched greedy decoding through :func:`siu_lib.generate.genera
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Collection
 
 from .bench import Benchmark
+from .errors import UnknownNameError
 from .generate import generate
 from .judges import Judge, RuleJudge
 from .metrics import (MetricResult, c_dis, diversity, exact_match_forgetting, factual_retention,
@@ -80,15 +81,23 @@ def _fact_pairs(concept: Any) -> list[tuple[str, str]]:
 def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchmark, concept_id: str,
                         cfg: EvalConfig | None = None, judge: Judge | None = None,
                         original_specificity: dict[str, float] | None = None,
-                        progress: bool = False) -> EvalReport:
+                        progress: bool = False, unseen: Collection[str] = ()) -> EvalReport:
     """Every metric of ``model`` (Mθ) against ``original`` (M0) on one concept.
 
     ``original_specificity`` (task -> accuracy in %) is the original model's specificity on
     the same items, for the ratio; pass ``evaluate_unlearning(original, original, ...)``'s
-    ``specificity_accuracy``.
+    ``specificity_accuracy`` (computed with the same ``unseen``).
+
+    ``unseen``: other concepts whose pictures are left out of the specificity recognition
+    items (their text facts stay in): those a never-seen reference model was never shown
+    (:func:`siu_lib.experiments.never_seen_runs`), which no model could be asked to keep.
     """
     cfg = cfg or EvalConfig()
     target = bench.concept(concept_id)
+    unknown = sorted(set(unseen) - {c.concept_id for c in bench.concepts})
+    if unknown:
+        raise UnknownNameError(f"unknown unseen concept(s) {unknown}; the benchmark has "
+                               f"{[c.concept_id for c in bench.concepts]}")
     others = [c for c in bench.concepts if c.concept_id != target.concept_id]
     judge = judge or RuleJudge([c.name for c in others])
     open_p, yesno_p = target.prompts["open"], target.prompts["yesno"]
@@ -104,7 +113,8 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
         jobs.append(("generality", img, open_p[k % len(open_p)], {"kind": "open", "image": gen_paths[k]}))
         jobs.append(("generality", img, yesno_p[k % len(yesno_p)], {"kind": "yesno", "image": gen_paths[k]}))
     for o in others:
-        for p in bench.generality_image_paths(o.concept_id)[:cfg.n_other_images]:
+        shown = [] if o.concept_id in unseen else bench.generality_image_paths(o.concept_id)
+        for p in shown[:cfg.n_other_images]:
             jobs.append(("spec_recognition", bench.load_image(p), "Who is in this picture?",
                          {"expected": o.name, "image": p}))
         for q, v in _fact_pairs(o)[:cfg.n_other_facts]:

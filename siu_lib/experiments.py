@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from .bench import Benchmark
-from .errors import UnknownNameError
+from .errors import ConfigError, UnknownNameError
 from .evaluate import EvalConfig, EvalReport, evaluate_unlearning
 from .finetune_data import concept_facts, model_facts
 from .generate import generate
@@ -224,25 +224,76 @@ def siu_target_runs(model_name: str, original: Any, processor: Any, bench: Bench
     return pd.DataFrame(rows), pd.DataFrame(originals)
 
 
-def siu_targets(rows: pd.DataFrame, originals: pd.DataFrame) -> pd.DataFrame:
+def never_seen_runs(model_name: str, original: Any, processor: Any, reference: Any,
+                    reference_processor: Any, bench: Benchmark, eval_cfg: EvalConfig,
+                    concept_ids: Sequence[str], withheld: Sequence[str] | None = None,
+                    progress: bool = True) -> pd.DataFrame:
+    """The "never seen" reference: ``reference`` is a model pre-trained like ``original`` but
+    with ``withheld`` (by default ``concept_ids``) withheld from every picture (``PretrainConfig.withheld``; their text
+    facts stay), i.e. the model that exact unlearning (retraining without the forget set)
+    would give. Each concept is evaluated exactly as an unlearned model is
+    (:func:`siu_lib.evaluate.evaluate_unlearning` against ``original``, the specificity
+    ratio against the original's own report), so the rows read like :func:`run_one`'s
+    (``method`` = ``"never_seen"``, ``steps`` = 0, ``seed`` = 0) and :func:`siu_targets` can
+    put them beside SIU's: what a model that never saw the concept scores on each target.
+
+    The specificity recognition items leave out every withheld concept (the
+    reference never saw them; ``unseen`` of :func:`siu_lib.evaluate.evaluate_unlearning`), for
+    the reference and for the original model it is compared with; the rows'
+    ``original_recognition`` is the original's accuracy on those same items.
+
+    Both models must share one vocabulary (the world's tokenizer): the metrics compare their
+    token probabilities. Raises :class:`ConfigError` when they do not.
+    """
+    from tqdm.auto import tqdm
+
+    if reference_processor.tokenizer.get_vocab() != processor.tokenizer.get_vocab():
+        raise ConfigError("the never-seen reference and the original model have different "
+                          "vocabularies; pre-train both on the same world")
+    unseen = tuple(concept_ids if withheld is None else withheld)
+    rows = []
+    for cid in tqdm(concept_ids, desc=f"never-seen {model_name}", disable=not progress):
+        oe = evaluate_unlearning(original, original, processor, bench, cid, eval_cfg, unseen=unseen)
+        report = evaluate_unlearning(reference, original, processor, bench, cid, eval_cfg,
+                                     original_specificity=oe.specificity_accuracy, unseen=unseen)
+        rows.append({"model": model_name, "method": "never_seen", "steps": 0, "seed": 0,
+                     "concept": cid, **report.row(),
+                     "original_recognition": oe.specificity_accuracy["recognition"],
+                     "specificity_ratio": report.metrics["specificity"].details.get("ratio_overall"),
+                     **{f"spec_{k}": v for k, v in report.specificity_accuracy.items()},
+                     **em_split_columns(report)})
+    return pd.DataFrame(rows)
+
+
+def siu_targets(rows: pd.DataFrame, originals: pd.DataFrame,
+                reference: pd.DataFrame | None = None) -> pd.DataFrame:
     """Issue 4's targets from :func:`siu_target_runs`'s tables: one row per target with the
     ``measured`` mean over runs, its ``goal`` and whether it is ``met`` (``None`` for the two
-    EM halves, shown beside the original model's value as context, not as targets)."""
-    diversity_drop = originals.diversity.mean() - rows.diversity.mean()
-    recognition_ratio = rows.spec_recognition.mean() / originals.recognition.mean()
-    table = [
-        ("efficacy (%)", rows.efficacy.mean(), "= 100", rows.efficacy.mean() >= 100),
-        ("generality EM (%)", rows.generality_em.mean(), ">= 95", rows.generality_em.mean() >= 95),
-        ("  of which open prompts (%)", rows.generality_em_open.mean(),
-         f"(original {originals.generality_em_open.mean():.1f})", None),
-        ("  of which yes/no prompts (%)", rows.generality_em_yesno.mean(),
-         f"(original {originals.generality_em_yesno.mean():.1f})", None),
-        ("other concepts' recognition / original", recognition_ratio, ">= 0.95", recognition_ratio >= 0.95),
-        ("own text facts (%)", rows.factual_retention.mean(), ">= 90", rows.factual_retention.mean() >= 90),
-        ("diversity, original minus SIU (points)", diversity_drop, "<= 10", diversity_drop <= 10),
-    ]
-    return pd.DataFrame([{"target": t, "measured": m, "goal": g, "met": None if ok is None else bool(ok)}
-                         for t, m, g, ok in table])
+    EM halves, shown beside the original model's value as context, not as targets).
+
+    With ``reference`` (:func:`never_seen_runs`'s rows) a ``never_seen`` column gives the same
+    quantity for the model that never saw the concepts: how far each target is reachable by
+    forgetting alone (its recognition ratio is over the concepts it was shown, against the
+    original's ``original_recognition`` on the same pictures)."""
+
+    def measures(r: pd.DataFrame, original_recognition: float) -> list[float]:
+        return [r.efficacy.mean(), r.generality_em.mean(), r.generality_em_open.mean(),
+                r.generality_em_yesno.mean(), r.spec_recognition.mean() / original_recognition,
+                r.factual_retention.mean(), originals.diversity.mean() - r.diversity.mean()]
+
+    labels = ["efficacy (%)", "generality EM (%)", "  of which open prompts (%)",
+              "  of which yes/no prompts (%)", "other concepts' recognition / original",
+              "own text facts (%)", "diversity, original minus SIU (points)"]
+    goals = [("= 100", lambda v: v >= 100), (">= 95", lambda v: v >= 95),
+             (f"(original {originals.generality_em_open.mean():.1f})", None),
+             (f"(original {originals.generality_em_yesno.mean():.1f})", None),
+             (">= 0.95", lambda v: v >= 0.95), (">= 90", lambda v: v >= 90),
+             ("<= 10", lambda v: v <= 10)]
+    table = pd.DataFrame([{"target": t, "measured": m, "goal": g, "met": None if ok is None else bool(ok(m))}
+                          for t, m, (g, ok) in zip(labels, measures(rows, originals.recognition.mean()), goals)])
+    if reference is not None:  # its recognition ratio is over the concepts it was shown
+        table["never_seen"] = measures(reference, reference.original_recognition.mean())
+    return table
 
 
 #: issue 3's recognition target for every concept (a fraction), used by :func:`seed_spread_row`

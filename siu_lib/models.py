@@ -701,6 +701,9 @@ class PretrainConfig:
             length share a batch and less compute goes to padding; 1 turns it off.
         bf16: run the forward pass under CPU/CUDA bfloat16 autocast (mixed precision; the
             weights and the optimiser stay float32).
+        withheld: concept ids the world's example stream never shows in a picture (their
+            text facts stay): the "never seen" reference model of
+            :func:`siu_lib.experiments.never_seen_runs`; empty for every ordinary checkpoint.
     """
 
     steps: int = 1000
@@ -717,6 +720,7 @@ class PretrainConfig:
     vision_lr_scale: float = 1.0
     bucket_batches: int = 1
     bf16: bool = False
+    withheld: tuple[str, ...] = ()
 
     def warmup_steps(self) -> int:
         """Warm-up length in optimiser steps."""
@@ -743,6 +747,8 @@ class PretrainConfig:
             raise UnknownNameError(
                 f"unknown schedule {self.schedule!r}; known: {sorted(_SCHEDULES)}"
             )
+        if isinstance(self.withheld, str) or len(set(self.withheld)) != len(self.withheld):
+            raise ConfigError(f"withheld must be a tuple of distinct concept ids, got {self.withheld!r}")
 
 
 _SCHEDULES: dict[str, Callable[..., Any]] = {

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass, field
-from typing import Iterator, Sequence
+from typing import Collection, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
@@ -607,14 +607,22 @@ class World:
 
     # -- pre-training ------------------------------------------------------------------
     def pretraining_example(self, rng: random.Random, forget_rate: float = 0.05,
-                            stage: str = "full") -> Example:
+                            stage: str = "full", withheld: Collection[str] = ()) -> Example:
         """One random pre-training record, its task drawn from the stage's mixture
         (:data:`PRETRAIN_MIXTURE` or, for the identity-alignment stage, :data:`ALIGN_MIXTURE`).
         Images come from the ``pretrain`` stream or, with probability ``forget_rate``, are the
-        concept's forget image; generality images never."""
+        concept's forget image; generality images never.
+
+        ``withheld`` concepts (ids) are never *shown*: no picture of them, alone or in a group,
+        and no forget image; their text facts stay, and yes/no questions may still ask about
+        them on pictures of other people ("No, this is ..."). A model pre-trained so has never
+        seen them, the "retrain without the forget set" reference of unlearning. With no
+        withheld concept the stream is the same record for record as without the argument.
+        """
         mixture = {"full": PRETRAIN_MIXTURE, "align": ALIGN_MIXTURE}.get(stage)
         if mixture is None:
             raise UnknownNameError(f"unknown pre-training stage {stage!r}; known: 'full', 'align'")
+        shown_pool = self._shown_pool(withheld)
         c = rng.choice(self.concepts)
 
         def image() -> Image.Image:
@@ -623,6 +631,15 @@ class World:
             return self.render(c, rng.randrange(10**9), "pretrain")
 
         task = rng.choices(list(mixture), weights=list(mixture.values()))[0]
+        if withheld and c not in shown_pool and task != "facts":
+            # a picture is drawn (or, for a yes/no positive, the asked person is shown):
+            # draw the concept again among those that may be shown; a yes/no negative keeps
+            # the asked (withheld) name and shows someone else
+            redraw_if_positive = task == "yesno"
+            if task != "yesno":
+                c = rng.choice(shown_pool)
+        else:
+            redraw_if_positive = False
         if task == "recognition":
             q = rng.choice(self.recognition_questions(c))
             return Example(image(), q, rng.choice(RECOGNITION_ANSWERS).format(name=c.name), task)
@@ -631,9 +648,11 @@ class World:
             return Example(image(), q, rng.choice(VELISH_RECOGNITION_ANSWERS).format(name=c.name), task)
         if task == "yesno":
             positive = rng.random() < 0.5
+            if positive and redraw_if_positive:  # a withheld concept is never the one shown
+                c = rng.choice(shown_pool)
             q = rng.choice(YESNO_QUESTIONS).format(name=c.name)
             bank = YES_ANSWERS if positive else NO_ANSWERS
-            shown = c if positive else rng.choice([o for o in self.concepts if o is not c])
+            shown = c if positive else rng.choice([o for o in shown_pool if o is not c])
             img = image() if positive else self.render(shown, rng.randrange(10**9), "pretrain")
             return Example(img, q, rng.choice(bank).format(name=c.name, shown=shown.name), task)
         if task == "facts":
@@ -647,7 +666,7 @@ class World:
         if task == "general_vqa":
             item = rng.choice(self.general_vqa(c, 0))
             return Example(image(), item.question, self.vqa_answer(item), task)
-        b = rng.choice([o for o in self.concepts if o is not c])
+        b = rng.choice([o for o in shown_pool if o is not c])
         img = self.render_group(c, b, rng.randrange(10**9), "pretrain")
         if stage == "full" and rng.random() < 0.2:
             return Example(img, "How many people are in the picture?", "There are two people.",
@@ -655,15 +674,32 @@ class World:
         return Example(img, rng.choice(GROUP_QUESTIONS), GROUP_ANSWER.format(left=c.name, right=b.name),
                        "group")
 
-    def pretraining_stream(self, seed: int = 0, align_examples: int = 0) -> Iterator[Example]:
+    def pretraining_stream(self, seed: int = 0, align_examples: int = 0,
+                           withheld: Collection[str] = ()) -> Iterator[Example]:
         """An endless, deterministic stream of pre-training records: first ``align_examples``
         records of the identity-alignment stage (like LLaVA's stage 1, which aligns the vision
-        features with the language model before instruction tuning), then the full mixture."""
+        features with the language model before instruction tuning), then the full mixture.
+        ``withheld`` concepts are never shown (see :meth:`pretraining_example`)."""
+        self._shown_pool(withheld)  # bad ids fail here, not at the first record
         rng = _seeded("pretrain-stream", self.config.world_seed, seed)
         for _ in range(align_examples):
-            yield self.pretraining_example(rng, stage="align")
+            yield self.pretraining_example(rng, stage="align", withheld=withheld)
         while True:
-            yield self.pretraining_example(rng)
+            yield self.pretraining_example(rng, withheld=withheld)
+
+    def _shown_pool(self, withheld: Collection[str]) -> list[Concept]:
+        """The concepts pre-training may show, given the withheld concept ids."""
+        if isinstance(withheld, str):
+            raise ConfigError(f"withheld must be a collection of concept ids, got the string {withheld!r}")
+        unknown = sorted(set(withheld) - {c.concept_id for c in self.concepts})
+        if unknown:
+            raise UnknownNameError(f"unknown withheld concept(s) {unknown}; the world has "
+                                   f"{[c.concept_id for c in self.concepts]}")
+        pool = [c for c in self.concepts if c.concept_id not in withheld]
+        if len(pool) < 2:
+            raise ConfigError(f"withholding {sorted(withheld)} leaves {len(pool)} concept(s) to "
+                              f"show; pre-training needs at least 2 (group photos, yes/no negatives)")
+        return pool
 
     def describe(self) -> dict:
         """A JSON-able summary of the config (for results files)."""

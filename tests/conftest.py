@@ -33,7 +33,11 @@ MICRO_PRETRAIN = PretrainConfig(steps=400, batch_size=16, lr=3e-3, warmup=0.05, 
 
 class Micro:
     """The pre-trained micro world: ``world``, ``model`` (M0, never modified by tests: use
-    :meth:`fresh`), ``processor`` and the pre-training ``info``."""
+    :meth:`fresh`), ``processor``, the pre-training ``info``, and the configs it was built
+    from (``model_config``, ``pretrain_config``)."""
+
+    model_config = MICRO_MODEL
+    pretrain_config = MICRO_PRETRAIN
 
     def __init__(self) -> None:
         torch.set_num_threads(2)

@@ -3,19 +3,21 @@ generations, with the original model as its own reference."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
 
 from siu_lib.bench import load_benchmark, write_synthetic
 from siu_lib.errors import UnknownNameError
-from siu_lib.evaluate import TABLE1_METRICS, EvalConfig
+from siu_lib.evaluate import TABLE1_METRICS, EvalConfig, evaluate_unlearning
 from siu_lib import experiments
 from siu_lib.experiments import (
     YESNO_ANSWER_KINDS,
     RunSpec,
     load_run,
     mean_std_table,
+    never_seen_runs,
     original_report,
     original_row,
     run_one,
@@ -27,6 +29,7 @@ from siu_lib.experiments import (
 )
 from siu_lib.metrics import reveals_open, reveals_yesno
 from siu_lib.train import TrainConfig
+from siu_lib.world import World
 
 #: strong enough to make the micro model stop naming the target in 6 steps
 STRONG = TrainConfig(steps=6, batch_size=4, lr=2e-2, projector_lr=1e-3, lora_r=8, lora_alpha=16,
@@ -210,6 +213,20 @@ def test_siu_targets_by_hand():
     assert t.loc[drop, "measured"] == 10.0 and t.loc[drop, "met"] is True  # "<= 10" includes 10
     good = rows.assign(efficacy=100.0, generality_em=97.0, spec_recognition=96.0)
     assert siu_targets(good, originals).met.dropna().all()
+    # the never-seen reference's column: the same quantities, and "met" stays SIU's
+    assert "never_seen" not in t.columns
+    ref = rows.assign(efficacy=[100.0, 100.0], generality_em=[70.0, 60.0], generality_em_yesno=[40.0, 20.0],
+                      spec_recognition=[99.0, 97.0], diversity=[99.0, 99.0],
+                      original_recognition=[100.0, 100.0])
+    originals = originals.assign(recognition=[90.0, 90.0])  # not the reference's denominator
+    t = siu_targets(rows, originals).set_index("target")
+    r = siu_targets(rows, originals, ref).set_index("target")
+    assert r.loc["efficacy (%)", "never_seen"] == 100.0 and r.loc["efficacy (%)", "met"] is False
+    assert r.loc["generality EM (%)", "never_seen"] == 65.0
+    assert r.loc["  of which yes/no prompts (%)", "never_seen"] == 30.0
+    assert r.loc[ratio, "never_seen"] == pytest.approx(0.98)  # against its own original_recognition
+    assert r.loc[drop, "never_seen"] == 1.0
+    assert r.drop(columns="never_seen").equals(t)
 
 
 def test_siu_target_runs_feed_the_seed_spread_row(micro, tmp_path):
@@ -254,3 +271,47 @@ def test_siu_target_runs_feed_the_seed_spread_row(micro, tmp_path):
         rows.spec_recognition.mean() / originals.recognition.mean())
     assert row["siu_targets_met"] == f"{int(targets.met.dropna().sum())}/5"
     assert isinstance(pd.DataFrame([row]).loc[0, "siu_em_yesno"], float)
+
+
+def test_never_seen_reference_does_not_recognise_the_withheld_concept(micro, tmp_path):
+    """Exact unlearning's reference on the micro world: pre-trained like M0 but never shown
+    c00, it does not name c00 on c00's unseen images while M0 does, still names c01, and
+    keeps c00's text facts (pre-training still had them)."""
+    from dataclasses import replace
+
+    from siu_lib.embedded import build_and_pretrain
+    from siu_lib.errors import ConfigError
+    from siu_lib.models import train_tokenizer
+
+    ref, ref_proc, _ = build_and_pretrain(micro.world, micro.model_config,
+                                          replace(micro.pretrain_config, withheld=("c00",)),
+                                          progress=False)
+    ref.eval()
+    bench = load_benchmark(write_synthetic(micro.world, tmp_path / "bench", progress=False))
+    cfg = EvalConfig(n_generality_images=5, n_cdis_images=1, n_other_images=3, n_vqa_items=4)
+    rows = never_seen_runs("micro", micro.model, micro.processor, ref, ref_proc, bench, cfg,
+                           ["c00", "c01"], withheld=["c00"], progress=False).set_index("concept")
+    orig = {cid: original_row("micro", original_report(micro.model, micro.processor, bench, cid, cfg))
+            for cid in ("c00", "c01")}
+    assert set(rows.method) == {"never_seen"} and list(rows.index) == ["c00", "c01"]
+    # M0 names c00 on most of its unseen images; the reference on none of them
+    assert orig["c00"]["generality_em_open"] <= 20.0, orig["c00"]
+    assert rows.loc["c00", "generality_em_open"] == 100.0, rows.loc["c00"].to_dict()
+    assert rows.loc["c00", "generality_em_yesno"] >= 80.0 > orig["c00"]["generality_em_yesno"]
+    assert rows.loc["c00", "efficacy"] >= 90.0  # it never saw the forget image either
+    # ... but it still knows the concept it was shown, and c00's facts as text
+    assert rows.loc["c01", "generality_em_open"] <= 40.0, rows.loc["c01"].to_dict()
+    assert rows.loc["c00", "factual_retention"] >= orig["c00"]["factual_retention"] - 34.0
+    # specificity leaves out the pictures of what the reference never saw (c00), for both
+    spec = [g for g in evaluate_unlearning(ref, micro.model, micro.processor, bench, "c01", cfg,
+                                           unseen=["c00"]).generations if g["group"] == "spec_recognition"]
+    assert len(spec) == 2 * cfg.n_other_images and not any("c00" in g["image"] for g in spec)
+    with pytest.raises(UnknownNameError, match="c42"):
+        evaluate_unlearning(ref, micro.model, micro.processor, bench, "c01", cfg, unseen=["c42"])
+    # a model of another world (another tokenizer) cannot be compared token by token
+    other = World(replace(micro.world.config, world_seed=11))
+    alien = copy.copy(micro.processor)
+    alien.tokenizer = train_tokenizer(other.texts(), micro.model_config.vocab_size)
+    with pytest.raises(ConfigError, match="vocabularies"):
+        never_seen_runs("micro", micro.model, micro.processor, ref, alien, bench, cfg, ["c00"],
+                        progress=False)

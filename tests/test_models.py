@@ -432,3 +432,28 @@ def test_knowledge_evaluation_decodes_the_longest_trained_answer():
     n_tokens = len(tok(longest)["input_ids"]) + 1  # + eos
     assert n_tokens > 32  # the old budget really cut it
     assert n_tokens <= KNOWLEDGE_MAX_NEW_TOKENS
+
+
+def test_withheld_concepts_name_their_own_checkpoint_and_leave_the_others_keys():
+    """A never-seen reference gets its own cache key; an ordinary checkpoint's key is the one
+    the committed results were made with (``withheld`` enters the hash only when set)."""
+    import csv
+    from pathlib import Path
+
+    from siu_lib.embedded import checkpoint_key
+    from siu_lib.profiles import get_profile
+
+    profile = get_profile("default")
+    tiny, cfg = profile.models["tiny"], profile.pretrain["tiny"]
+    plain = checkpoint_key(profile.world, tiny, cfg)
+    spread = Path(__file__).resolve().parents[1] / "data" / "results" / "default" / "seed_spread.csv"
+    with spread.open() as f:
+        recorded = {r["pretrain_seed"]: r["checkpoint"] for r in csv.DictReader(f)}
+    assert recorded["0"] == plain
+    ref = checkpoint_key(profile.world, tiny, replace(cfg, withheld=("c00", "c01")))
+    other = checkpoint_key(profile.world, tiny, replace(cfg, withheld=("c00", "c02")))
+    assert ref.startswith("tiny-never-seen-") and len({plain, ref, other}) == 3
+    with pytest.raises(ConfigError, match="distinct"):
+        replace(cfg, withheld=("c00", "c00")).validate()
+    with pytest.raises(ConfigError, match="'c00'"):
+        replace(cfg, withheld="c00").validate()

@@ -177,6 +177,55 @@ def test_yes_no_pretraining_answers_name_who_is_shown(world: World, monkeypatch)
             assert named <= {asked, shown[-1]}, (ex.answer, named)
 
 
+def test_withheld_concepts_are_never_shown(world: World, monkeypatch) -> None:
+    """The never-seen reference's stream: no picture of a withheld concept (alone, in a group,
+    or its forget image), its name only in text facts and in yes/no questions answered "no"
+    on someone else's picture; with nothing withheld, the ordinary stream record for record."""
+    plain = list(itertools.islice(world.pretraining_stream(seed=2, align_examples=20), 120))
+    same = list(itertools.islice(world.pretraining_stream(seed=2, align_examples=20, withheld=()), 120))
+    assert [(e.question, e.answer, png_bytes(e.image) if e.image else None) for e in plain] == \
+        [(e.question, e.answer, png_bytes(e.image) if e.image else None) for e in same]
+
+    shown: list[str] = []
+    render, render_group, forget = world.render, world.render_group, world.forget_image
+
+    def rec_render(concept, index, stream="bench"):
+        shown.append(world.concept(concept).concept_id)
+        return render(concept, index, stream)
+
+    def rec_group(left, right, index, stream="bench"):
+        shown.extend([world.concept(left).concept_id, world.concept(right).concept_id])
+        return render_group(left, right, index, stream)
+
+    def rec_forget(concept):
+        shown.append(world.concept(concept).concept_id)
+        return forget(concept)
+
+    monkeypatch.setattr(world, "render", rec_render)
+    monkeypatch.setattr(world, "render_group", rec_group)
+    monkeypatch.setattr(world, "forget_image", rec_forget)
+    withheld = ("c00", "c02")
+    names = {c.concept_id: c.name for c in world.concepts}
+    tasks_naming = set()
+    stream = world.pretraining_stream(seed=2, align_examples=100, withheld=withheld)
+    for ex in itertools.islice(stream, 1500):
+        for cid in withheld:
+            if names[cid] in ex.answer or names[cid] in ex.question:
+                tasks_naming.add(ex.task)
+                if ex.task == "yesno":
+                    assert ex.answer.startswith("No,"), ex.answer
+    assert shown and not set(shown) & set(withheld)
+    assert {"c01", "c03"} <= set(shown)  # the others are still pictured (the world has 6)
+    # the withheld people are still talked about, never seen
+    assert tasks_naming == {"facts", "yesno"}, tasks_naming
+    with pytest.raises(UnknownNameError, match="c99"):
+        next(world.pretraining_stream(withheld=("c00", "c99")))
+    with pytest.raises(ConfigError, match="leaves 1"):
+        next(world.pretraining_stream(withheld=("c00", "c01", "c02", "c03", "c04")))
+    with pytest.raises(ConfigError, match="string"):
+        next(world.pretraining_stream(withheld="c00"))
+
+
 # ----------------------------------------------------------------------------- prompts
 
 def test_prompt_sets(world: World) -> None:
