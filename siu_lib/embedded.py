@@ -113,11 +113,12 @@ class KnowledgeReport:
             rates mean its yes/no answers ignore the face, which is the baseline against
             which the yes/no half of the generality EM should be read.
         yes_to_unknown: the same questions, naming a concept, on pictures of strangers
-            (:meth:`siu_lib.world.World.stranger`, faces the model never saw) answered yes.
-            Unlearning that made a concept's face look unknown to the model would leave its
-            yes/no answers near this rate, so ``1 - yes_to_unknown`` is what the yes/no half of
-            the generality EM reaches from forgetting the face alone, before any "no" that
-            the unlearning teaches directly (SIU's target (b)).
+            (:meth:`siu_lib.world.World.stranger`, faces the model never saw) answered yes:
+            the model's yes-bias on a face it does not know, asked about a concept it does
+            know. It is not a bound on forgetting: a model that never saw a concept's pictures
+            but was asked about it on other people's (the never-seen reference of
+            :func:`siu_lib.experiments.never_seen_runs`) learned "no" for that name, and
+            answers no on that concept's own pictures too.
         group_left: group photos whose answer names the left identity before the words "on
             the right" (the trained answer is "On the left is A, and on the right is B").
         group_right: group photos whose answer names the right identity after "on the right"

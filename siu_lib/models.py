@@ -829,7 +829,8 @@ def pretrain(
 
     losses: list[float] = []
     model.train()
-    bar = tqdm(total=cfg.steps, desc="pre-training", disable=not progress)
+    # refreshed at most every 2 s: a notebook without widgets prints every refresh as a line
+    bar = tqdm(total=cfg.steps, desc="pre-training", disable=not progress, mininterval=2.0)
     try:
         for step in range(cfg.steps):
             examples = next(batches, None)
