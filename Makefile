@@ -33,8 +33,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
 
-## Pre-training seed spread of the tiny model's knowledge and SIU's targets (about 10 min per
-## seed not yet cached; writes data/results/$(PROFILE)/seed_spread.csv).
+## Pre-training seed spread of the tiny model's knowledge and SIU's targets, with each seed's
+## never-seen reference (about 10 min per checkpoint not yet cached, two per seed; writes
+## data/results/$(PROFILE)/seed_spread.csv).
 seeds: $(STAMP)
 	$(BIN)/python scripts/seed_spread.py --profile $(PROFILE)
 

@@ -6,14 +6,18 @@ profile's own checkpoint, the one every other table uses) the checkpoint is reus
 or pre-trained (about ten minutes per seed on 2 cores, timed as in notebook 02), scored like
 notebook 02 (:func:`siu_lib.embedded.pretrain_table`), and unlearned with SIU on notebook 03's
 protocol (:func:`siu_lib.experiments.siu_target_runs`: the profile's unlearning config, its
-first ``unlearn_concepts`` concepts x its seeds, 20 generality images). No per-run JSON is
+first ``unlearn_concepts`` concepts x its seeds, 20 generality images); beside it, the
+never-seen reference of the same seed (those concepts withheld from every picture of
+pre-training, another ten minutes when not cached; :func:`siu_lib.experiments.never_seen_runs`)
+is scored on the same concepts, unless ``--no-reference``. No per-run JSON is
 written: run-file names do not cover the checkpoint, and those of the profile's own checkpoint
 must not be overwritten.
 
 Writes ``data/results/<profile>/seed_spread.csv`` (one row per pre-training seed) and
 ``seed_spread.json`` (provenance), and prints the mean and standard deviation of every column.
 
-Usage: ``python scripts/seed_spread.py [--profile default] [--size tiny] [--seeds 0,1,2]``
+Usage: ``python scripts/seed_spread.py [--profile default] [--size tiny] [--seeds 0,1,2]
+[--no-reference]``
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from siu_lib.bench import ensure_synthetic, load_benchmark
 from siu_lib.embedded import ensure_pretrained, pretrain_table
 from siu_lib.errors import UnknownNameError
 from siu_lib.evaluate import EvalConfig
-from siu_lib.experiments import seed_spread_row, siu_target_runs, siu_targets
+from siu_lib.experiments import never_seen_runs, seed_spread_row, siu_target_runs, siu_targets
 from siu_lib.models import load_model
 from siu_lib.paths import results_dir
 from siu_lib.profiles import get_profile
@@ -43,6 +47,8 @@ def main() -> None:
     parser.add_argument("--profile", default="default")
     parser.add_argument("--size", default="tiny")
     parser.add_argument("--seeds", default="0,1,2", help="pre-training seeds, comma-separated")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the never-seen reference (saves its pre-training)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     profile = get_profile(args.profile)
@@ -63,8 +69,15 @@ def main() -> None:
         original, processor = load_model(folder)
         runs, originals = siu_target_runs(args.size, original, processor, bench, world.fake_names,
                                           profile.unlearn, eval_cfg, concept_ids, profile.seeds)
+        reference = None
+        if not args.no_reference:
+            ref_folder = ensure_pretrained(profile.world, profile.models[args.size],
+                                           replace(train_cfg, withheld=tuple(concept_ids)))
+            ref_model, ref_processor = load_model(ref_folder)
+            reference = never_seen_runs(args.size, original, processor, ref_model, ref_processor,
+                                        bench, eval_cfg, concept_ids)
         rows.append(seed_spread_row(seed, table.iloc[0], per_concept[args.size],
-                                    siu_targets(runs, originals), folder.name))
+                                    siu_targets(runs, originals, reference), folder.name))
         print(pd.DataFrame(rows[-1:]).T.to_string(header=False), flush=True)
     spread = pd.DataFrame(rows)
     out = results_dir(profile.name)
@@ -72,7 +85,8 @@ def main() -> None:
     atomic_write_json(out / "seed_spread.json", run_metadata(
         {"argv": sys.argv[1:], "size": args.size, "pretrain_seeds": seeds,
          "pretrain": asdict(profile.pretrain[args.size]), "unlearn": asdict(profile.unlearn),
-         "eval": asdict(eval_cfg), "concepts": concept_ids, "unlearn_seeds": list(profile.seeds)}))
+         "eval": asdict(eval_cfg), "concepts": concept_ids, "unlearn_seeds": list(profile.seeds),
+         "never_seen_reference": not args.no_reference}))
     numeric = spread.select_dtypes("number").drop(columns="pretrain_seed")
     print(pd.DataFrame({"mean": numeric.mean(), "std": numeric.std(ddof=0),
                         "min": numeric.min(), "max": numeric.max()}).round(4).to_string())

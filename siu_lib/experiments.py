@@ -306,9 +306,18 @@ def seed_spread_row(pretrain_seed: int, knowledge: pd.Series, per_concept: pd.Se
     (a row of :func:`siu_lib.embedded.pretrain_table`'s table), the weakest concept of
     ``per_concept`` (its recognition column) and how many concepts are below
     :data:`CONCEPT_RECOGNITION_TARGET`, and SIU's measured targets (:func:`siu_targets`) as
-    ``siu_`` columns, with ``siu_targets_met`` as "met/of"."""
+    ``siu_`` columns, with ``siu_targets_met`` as "met/of"; when ``targets`` has the
+    never-seen reference's column, its efficacy, generality EM (and yes/no half) and
+    recognition ratio as ``never_seen_`` columns."""
     measured = dict(zip(targets.target.str.strip(), targets.measured))
     met = targets.met.dropna()
+    reference = {}
+    if "never_seen" in targets:
+        ref = dict(zip(targets.target.str.strip(), targets.never_seen))
+        reference = {"never_seen_efficacy": ref["efficacy (%)"],
+                     "never_seen_generality_em": ref["generality EM (%)"],
+                     "never_seen_em_yesno": ref["of which yes/no prompts (%)"],
+                     "never_seen_recognition_ratio": ref["other concepts' recognition / original"]}
     return {
         "pretrain_seed": pretrain_seed, "checkpoint": checkpoint,
         **{k: knowledge[k] for k in ("pretrain_seconds", "recognition", "facts", "general_vqa",
@@ -323,4 +332,5 @@ def seed_spread_row(pretrain_seed: int, knowledge: pd.Series, per_concept: pd.Se
         "siu_own_facts": measured["own text facts (%)"],
         "siu_diversity_drop": measured["diversity, original minus SIU (points)"],
         "siu_targets_met": f"{int(met.sum())}/{len(met)}",
+        **reference,
     }

@@ -271,6 +271,16 @@ def test_siu_target_runs_feed_the_seed_spread_row(micro, tmp_path):
         rows.spec_recognition.mean() / originals.recognition.mean())
     assert row["siu_targets_met"] == f"{int(targets.met.dropna().sum())}/5"
     assert isinstance(pd.DataFrame([row]).loc[0, "siu_em_yesno"], float)
+    assert not any(k.startswith("never_seen") for k in row)
+    # with the never-seen reference's column (here M0's own rows, as if it had never seen them)
+    ref = rows.assign(original_recognition=originals.recognition.values, efficacy=[100.0, 90.0])
+    with_ref = seed_spread_row(7, table.iloc[0], per, siu_targets(rows, originals, ref), "micro-x")
+    assert with_ref["never_seen_efficacy"] == 95.0
+    assert with_ref["never_seen_generality_em"] == rows.generality_em.mean()
+    assert with_ref["never_seen_em_yesno"] == rows.generality_em_yesno.mean()
+    assert with_ref["never_seen_recognition_ratio"] == pytest.approx(
+        rows.spec_recognition.mean() / originals.recognition.mean())
+    assert {k: v for k, v in with_ref.items() if not k.startswith("never_seen")} == row
 
 
 def test_never_seen_reference_does_not_recognise_the_withheld_concept(micro, tmp_path):
