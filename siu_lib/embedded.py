@@ -36,11 +36,14 @@ from .world import WORLD_REVISION, YESNO_QUESTIONS, World, WorldConfig
 def checkpoint_key(world: WorldConfig, model: EmbeddedConfig, train: PretrainConfig) -> str:
     """A stable key naming a checkpoint: model name + a hash of every config that shapes it.
 
-    ``train.withheld`` enters the hash only when it is not empty, so that the ordinary
-    checkpoints keep the keys they had before the field existed; a checkpoint with withheld
-    concepts is named ``<model>-never-seen-<hash>``."""
+    ``train.withheld`` enters the hash only when it is not empty (sorted: the order does not
+    change what pre-training shows), so that the ordinary checkpoints keep the keys they had
+    before the field existed; a checkpoint with withheld concepts is named
+    ``<model>-never-seen-<hash>``."""
     pretrain = asdict(train)
-    if not pretrain["withheld"]:
+    if pretrain["withheld"]:
+        pretrain["withheld"] = sorted(pretrain["withheld"])
+    else:
         del pretrain["withheld"]
     digest = config_digest({"world": asdict(world), "world_revision": WORLD_REVISION,
                             "model": asdict(model), "pretrain": pretrain})

@@ -88,8 +88,9 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
     the same items, for the ratio; pass ``evaluate_unlearning(original, original, ...)``'s
     ``specificity_accuracy`` (computed with the same ``unseen``).
 
-    ``unseen``: other concepts whose pictures are left out of the specificity recognition
-    items (their text facts stay in): those a never-seen reference model was never shown
+    ``unseen``: other concepts whose pictures are left out of the specificity items (the
+    recognition items and the general visual-QA items that picture them; their text facts
+    stay in): those a never-seen reference model was never shown
     (:func:`siu_lib.experiments.never_seen_runs`), which no model could be asked to keep.
     """
     cfg = cfg or EvalConfig()
@@ -121,6 +122,8 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
             jobs.append(("spec_facts", None, q, {"expected": v}))
     stride = max(1, len(bench.general_vqa) // max(1, cfg.n_vqa_items))
     for v in bench.general_vqa[::stride][:cfg.n_vqa_items]:
+        if v.concept_id in unseen or v.partner_id in unseen:  # a group photo pictures both
+            continue
         jobs.append(("spec_vqa", bench.load_image(v.image), v.question, {"expected": v.answer, "image": v.image}))
     for q, v in _fact_pairs(target):
         jobs.append(("own_facts", None, q, {"expected": v}))

@@ -145,9 +145,24 @@ def make_target(bench: Benchmark, concept_id: str, original: Any, processor: Any
 
 
 def original_report(original: Any, processor: Any, bench: Benchmark, concept_id: str,
-                    eval_cfg: EvalConfig) -> EvalReport:
-    """The original model's own metrics on a concept (the "original" row of every table)."""
-    return evaluate_unlearning(original, original, processor, bench, concept_id, eval_cfg)
+                    eval_cfg: EvalConfig, unseen: Sequence[str] = ()) -> EvalReport:
+    """The original model's own metrics on a concept (the "original" row of every table);
+    ``unseen`` as in :func:`siu_lib.evaluate.evaluate_unlearning`."""
+    return evaluate_unlearning(original, original, processor, bench, concept_id, eval_cfg,
+                               unseen=unseen)
+
+
+def report_row(model_name: str, method: str, steps: int, seed: int, report: EvalReport,
+               specificity_ratio: float | None = None) -> dict[str, Any]:
+    """One table row of an evaluation: the run's keys, the Table 1 values, the specificity
+    ratio (the report's own unless given), each specificity task's accuracy (``spec_``) and
+    the EM split (:func:`em_split_columns`)."""
+    if specificity_ratio is None:
+        specificity_ratio = report.metrics["specificity"].details.get("ratio_overall")
+    return {"model": model_name, "method": method, "steps": steps, "seed": seed,
+            "concept": report.concept_id, **report.row(), "specificity_ratio": specificity_ratio,
+            **{f"spec_{k}": v for k, v in report.specificity_accuracy.items()},
+            **em_split_columns(report)}
 
 
 def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
@@ -164,11 +179,7 @@ def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
     report = evaluate_unlearning(result.model, original, processor, bench, spec.concept_id, eval_cfg,
                                  original_specificity=original_eval.specificity_accuracy)
     t2 = time.perf_counter()
-    row = {"model": spec.model_name, "method": spec.method, "steps": spec.steps, "seed": spec.seed,
-           "concept": spec.concept_id, **report.row(),
-           "specificity_ratio": report.metrics["specificity"].details.get("ratio_overall"),
-           **{f"spec_{k}": v for k, v in report.specificity_accuracy.items()},
-           **em_split_columns(report),
+    row = {**report_row(spec.model_name, spec.method, spec.steps, spec.seed, report),
            "train_seconds": round(t1 - t0, 2), "eval_seconds": round(t2 - t1, 2)}
     if profile is not None:
         atomic_write_json(run_path(profile, spec, tcfg, eval_cfg),
@@ -181,10 +192,7 @@ def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
 
 def original_row(model_name: str, report: EvalReport) -> dict[str, Any]:
     """The table row of the original model on one concept."""
-    return {"model": model_name, "method": "original", "steps": 0, "seed": 0,
-            "concept": report.concept_id, **report.row(), "specificity_ratio": 1.0,
-            **{f"spec_{k}": v for k, v in report.specificity_accuracy.items()},
-            **em_split_columns(report)}
+    return report_row(model_name, "original", 0, 0, report, specificity_ratio=1.0)
 
 
 def mean_std_table(rows: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
@@ -229,21 +237,24 @@ def never_seen_runs(model_name: str, original: Any, processor: Any, reference: A
                     concept_ids: Sequence[str], withheld: Sequence[str] | None = None,
                     progress: bool = True) -> pd.DataFrame:
     """The "never seen" reference: ``reference`` is a model pre-trained like ``original`` but
-    with ``withheld`` (by default ``concept_ids``) withheld from every picture (``PretrainConfig.withheld``; their text
-    facts stay), i.e. the model that exact unlearning (retraining without the forget set)
-    would give. Each concept is evaluated exactly as an unlearned model is
+    with ``withheld`` (by default ``concept_ids``) withheld from every picture
+    (``PretrainConfig.withheld``; their text facts stay), i.e. the model that exact
+    unlearning (retraining without the forget set) would give. Each concept is evaluated exactly as an unlearned model is
     (:func:`siu_lib.evaluate.evaluate_unlearning` against ``original``, the specificity
     ratio against the original's own report), so the rows read like :func:`run_one`'s
     (``method`` = ``"never_seen"``, ``steps`` = 0, ``seed`` = 0) and :func:`siu_targets` can
     put them beside SIU's: what a model that never saw the concept scores on each target.
 
-    The specificity recognition items leave out every withheld concept (the
-    reference never saw them; ``unseen`` of :func:`siu_lib.evaluate.evaluate_unlearning`), for
-    the reference and for the original model it is compared with; the rows'
-    ``original_recognition`` is the original's accuracy on those same items.
+    The specificity items leave out every picture of a withheld concept (the reference
+    never saw them; ``unseen`` of :func:`siu_lib.evaluate.evaluate_unlearning`), for the
+    reference and for the original model it is compared with; the rows'
+    ``original_recognition`` is the original's accuracy on those same items. Call it with
+    the same ``concept_ids`` as the SIU rows it is compared with in :func:`siu_targets`.
 
-    Both models must share one vocabulary (the world's tokenizer): the metrics compare their
-    token probabilities. Raises :class:`ConfigError` when they do not.
+    Both models are run with ``processor`` (the original's); ``reference_processor`` is only
+    checked to share its vocabulary (the world's tokenizer), since the metrics compare the two
+    models' token probabilities: :class:`ConfigError` when it does not. ``progress`` shows a
+    bar over the concepts.
     """
     from tqdm.auto import tqdm
 
@@ -253,15 +264,11 @@ def never_seen_runs(model_name: str, original: Any, processor: Any, reference: A
     unseen = tuple(concept_ids if withheld is None else withheld)
     rows = []
     for cid in tqdm(concept_ids, desc=f"never-seen {model_name}", disable=not progress):
-        oe = evaluate_unlearning(original, original, processor, bench, cid, eval_cfg, unseen=unseen)
+        oe = original_report(original, processor, bench, cid, eval_cfg, unseen)
         report = evaluate_unlearning(reference, original, processor, bench, cid, eval_cfg,
                                      original_specificity=oe.specificity_accuracy, unseen=unseen)
-        rows.append({"model": model_name, "method": "never_seen", "steps": 0, "seed": 0,
-                     "concept": cid, **report.row(),
-                     "original_recognition": oe.specificity_accuracy["recognition"],
-                     "specificity_ratio": report.metrics["specificity"].details.get("ratio_overall"),
-                     **{f"spec_{k}": v for k, v in report.specificity_accuracy.items()},
-                     **em_split_columns(report)})
+        rows.append({**report_row(model_name, "never_seen", 0, 0, report),
+                     "original_recognition": oe.specificity_accuracy["recognition"]})
     return pd.DataFrame(rows)
 
 
@@ -289,8 +296,10 @@ def siu_targets(rows: pd.DataFrame, originals: pd.DataFrame,
              (f"(original {originals.generality_em_yesno.mean():.1f})", None),
              (">= 0.95", lambda v: v >= 0.95), (">= 90", lambda v: v >= 90),
              ("<= 10", lambda v: v <= 10)]
-    table = pd.DataFrame([{"target": t, "measured": m, "goal": g, "met": None if ok is None else bool(ok(m))}
-                          for t, m, (g, ok) in zip(labels, measures(rows, originals.recognition.mean()), goals)])
+    measured = measures(rows, originals.recognition.mean())
+    table = pd.DataFrame([{"target": t, "measured": m, "goal": g,
+                           "met": None if ok is None else bool(ok(m))}
+                          for t, m, (g, ok) in zip(labels, measured, goals)])
     if reference is not None:  # its recognition ratio is over the concepts it was shown
         table["never_seen"] = measures(reference, reference.original_recognition.mean())
     return table

@@ -623,6 +623,7 @@ class World:
         if mixture is None:
             raise UnknownNameError(f"unknown pre-training stage {stage!r}; known: 'full', 'align'")
         shown_pool = self._shown_pool(withheld)
+        any_withheld = len(shown_pool) < len(self.concepts)
         c = rng.choice(self.concepts)
 
         def image() -> Image.Image:
@@ -631,7 +632,7 @@ class World:
             return self.render(c, rng.randrange(10**9), "pretrain")
 
         task = rng.choices(list(mixture), weights=list(mixture.values()))[0]
-        if withheld and c not in shown_pool and task != "facts":
+        if any_withheld and c not in shown_pool and task != "facts":
             # a picture is drawn (or, for a yes/no positive, the asked person is shown):
             # draw the concept again among those that may be shown; a yes/no negative keeps
             # the asked (withheld) name and shows someone else
@@ -680,6 +681,8 @@ class World:
         records of the identity-alignment stage (like LLaVA's stage 1, which aligns the vision
         features with the language model before instruction tuning), then the full mixture.
         ``withheld`` concepts are never shown (see :meth:`pretraining_example`)."""
+        if not isinstance(withheld, str):
+            withheld = tuple(withheld)  # an iterator would be used up by the first record
         self._shown_pool(withheld)  # bad ids fail here, not at the first record
         rng = _seeded("pretrain-stream", self.config.world_seed, seed)
         for _ in range(align_examples):
@@ -691,13 +694,14 @@ class World:
         """The concepts pre-training may show, given the withheld concept ids."""
         if isinstance(withheld, str):
             raise ConfigError(f"withheld must be a collection of concept ids, got the string {withheld!r}")
-        unknown = sorted(set(withheld) - {c.concept_id for c in self.concepts})
+        ids = set(withheld)
+        unknown = sorted(ids - {c.concept_id for c in self.concepts})
         if unknown:
             raise UnknownNameError(f"unknown withheld concept(s) {unknown}; the world has "
                                    f"{[c.concept_id for c in self.concepts]}")
-        pool = [c for c in self.concepts if c.concept_id not in withheld]
+        pool = [c for c in self.concepts if c.concept_id not in ids]
         if len(pool) < 2:
-            raise ConfigError(f"withholding {sorted(withheld)} leaves {len(pool)} concept(s) to "
+            raise ConfigError(f"withholding {sorted(ids)} leaves {len(pool)} concept(s) to "
                               f"show; pre-training needs at least 2 (group photos, yes/no negatives)")
         return pool
 

@@ -273,13 +273,14 @@ def test_siu_target_runs_feed_the_seed_spread_row(micro, tmp_path):
     assert isinstance(pd.DataFrame([row]).loc[0, "siu_em_yesno"], float)
     assert not any(k.startswith("never_seen") for k in row)
     # with the never-seen reference's column (here M0's own rows, as if it had never seen them)
-    ref = rows.assign(original_recognition=originals.recognition.values, efficacy=[100.0, 90.0])
+    ref = rows.assign(original_recognition=[80.0, 80.0], efficacy=[100.0, 90.0],
+                      generality_em=[99.0, 97.0], generality_em_yesno=[98.0, 96.0],
+                      spec_recognition=[80.0, 78.0])
     with_ref = seed_spread_row(7, table.iloc[0], per, siu_targets(rows, originals, ref), "micro-x")
     assert with_ref["never_seen_efficacy"] == 95.0
-    assert with_ref["never_seen_generality_em"] == rows.generality_em.mean()
-    assert with_ref["never_seen_em_yesno"] == rows.generality_em_yesno.mean()
-    assert with_ref["never_seen_recognition_ratio"] == pytest.approx(
-        rows.spec_recognition.mean() / originals.recognition.mean())
+    assert with_ref["never_seen_generality_em"] == 98.0
+    assert with_ref["never_seen_em_yesno"] == 97.0
+    assert with_ref["never_seen_recognition_ratio"] == pytest.approx(79.0 / 80.0)
     assert {k: v for k, v in with_ref.items() if not k.startswith("never_seen")} == row
 
 
@@ -313,9 +314,21 @@ def test_never_seen_reference_does_not_recognise_the_withheld_concept(micro, tmp
     assert rows.loc["c01", "generality_em_open"] <= 40.0, rows.loc["c01"].to_dict()
     assert rows.loc["c00", "factual_retention"] >= orig["c00"]["factual_retention"] - 34.0
     # specificity leaves out the pictures of what the reference never saw (c00), for both
-    spec = [g for g in evaluate_unlearning(ref, micro.model, micro.processor, bench, "c01", cfg,
-                                           unseen=["c00"]).generations if g["group"] == "spec_recognition"]
+    # models: the reference names every other concept it was shown, on the same items as M0
+    assert rows.loc["c01", "spec_recognition"] == 100.0
+    assert rows.loc["c01", "original_recognition"] == original_report(
+        micro.model, micro.processor, bench, "c01", cfg, ["c00"]).specificity_accuracy["recognition"]
+    report = evaluate_unlearning(ref, micro.model, micro.processor, bench, "c01", cfg, unseen=["c00"])
+    spec = [g for g in report.generations if g["group"] == "spec_recognition"]
     assert len(spec) == 2 * cfg.n_other_images and not any("c00" in g["image"] for g in spec)
+    vqa = [g for g in report.generations if g["group"] == "spec_vqa"]
+    assert vqa and not any("/c00/" in g["image"] for g in vqa)
+    everyone = evaluate_unlearning(ref, micro.model, micro.processor, bench, "c01", cfg)
+    assert sum(g["group"] == "spec_recognition" for g in everyone.generations) == 3 * cfg.n_other_images
+    # by default the withheld concepts are the evaluated ones
+    alone = never_seen_runs("micro", micro.model, micro.processor, ref, ref_proc, bench, cfg, ["c00"],
+                            progress=False).set_index("concept")
+    assert alone.loc["c00"].drop("original_recognition").equals(rows.loc["c00"].drop("original_recognition"))
     with pytest.raises(UnknownNameError, match="c42"):
         evaluate_unlearning(ref, micro.model, micro.processor, bench, "c01", cfg, unseen=["c42"])
     # a model of another world (another tokenizer) cannot be compared token by token

@@ -4,6 +4,7 @@ errors for bad configs and unknown concepts."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 import random
@@ -181,10 +182,18 @@ def test_withheld_concepts_are_never_shown(world: World, monkeypatch) -> None:
     """The never-seen reference's stream: no picture of a withheld concept (alone, in a group,
     or its forget image), its name only in text facts and in yes/no questions answered "no"
     on someone else's picture; with nothing withheld, the ordinary stream record for record."""
-    plain = list(itertools.islice(world.pretraining_stream(seed=2, align_examples=20), 120))
-    same = list(itertools.islice(world.pretraining_stream(seed=2, align_examples=20, withheld=()), 120))
-    assert [(e.question, e.answer, png_bytes(e.image) if e.image else None) for e in plain] == \
-        [(e.question, e.answer, png_bytes(e.image) if e.image else None) for e in same]
+    # the ordinary stream's first 80 records, fingerprinted with the code from before
+    # ``withheld`` existed (dab1e9d): the same records, so every checkpoint stays valid
+    h = hashlib.sha256()
+    for e in itertools.islice(world.pretraining_stream(seed=2, align_examples=20, withheld=()), 80):
+        h.update(e.question.encode())
+        h.update(e.answer.encode())
+        if e.image is not None:
+            h.update(e.image.tobytes())
+    assert h.hexdigest()[:16] == "5eab950ce13d67f2"
+    # an iterator of ids is read once, not used up by the first record
+    it = itertools.islice(world.pretraining_stream(seed=2, withheld=iter(["c00"])), 400)
+    assert all(world.concepts[0].name not in e.answer or e.task in ("facts", "yesno") for e in it)
 
     shown: list[str] = []
     render, render_group, forget = world.render, world.render_group, world.forget_image
