@@ -95,7 +95,8 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
     """
     cfg = cfg or EvalConfig()
     target = bench.concept(concept_id)
-    unknown = sorted(set(unseen) - {c.concept_id for c in bench.concepts})
+    unseen = frozenset(unseen)  # read once (an iterator would be used up by the check)
+    unknown = sorted(unseen - {c.concept_id for c in bench.concepts})
     if unknown:
         raise UnknownNameError(f"unknown unseen concept(s) {unknown}; the benchmark has "
                                f"{[c.concept_id for c in bench.concepts]}")

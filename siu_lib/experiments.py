@@ -239,11 +239,12 @@ def never_seen_runs(model_name: str, original: Any, processor: Any, reference: A
     """The "never seen" reference: ``reference`` is a model pre-trained like ``original`` but
     with ``withheld`` (by default ``concept_ids``) withheld from every picture
     (``PretrainConfig.withheld``; their text facts stay), i.e. the model that exact
-    unlearning (retraining without the forget set) would give. Each concept is evaluated exactly as an unlearned model is
-    (:func:`siu_lib.evaluate.evaluate_unlearning` against ``original``, the specificity
-    ratio against the original's own report), so the rows read like :func:`run_one`'s
-    (``method`` = ``"never_seen"``, ``steps`` = 0, ``seed`` = 0) and :func:`siu_targets` can
-    put them beside SIU's: what a model that never saw the concept scores on each target.
+    unlearning (retraining without the forget set) would give. Each concept is evaluated
+    exactly as an unlearned model is (:func:`siu_lib.evaluate.evaluate_unlearning` against
+    ``original``, the specificity ratio against the original's own report), so the rows read
+    like :func:`run_one`'s (``method`` = ``"never_seen"``, ``steps`` = 0, ``seed`` = 0) and
+    :func:`siu_targets` can put them beside SIU's: what a model that never saw the concept
+    scores on each target.
 
     The specificity items leave out every picture of a withheld concept (the reference
     never saw them; ``unseen`` of :func:`siu_lib.evaluate.evaluate_unlearning`), for the

@@ -623,7 +623,6 @@ class World:
         if mixture is None:
             raise UnknownNameError(f"unknown pre-training stage {stage!r}; known: 'full', 'align'")
         shown_pool = self._shown_pool(withheld)
-        any_withheld = len(shown_pool) < len(self.concepts)
         c = rng.choice(self.concepts)
 
         def image() -> Image.Image:
@@ -632,15 +631,8 @@ class World:
             return self.render(c, rng.randrange(10**9), "pretrain")
 
         task = rng.choices(list(mixture), weights=list(mixture.values()))[0]
-        if any_withheld and c not in shown_pool and task != "facts":
-            # a picture is drawn (or, for a yes/no positive, the asked person is shown):
-            # draw the concept again among those that may be shown; a yes/no negative keeps
-            # the asked (withheld) name and shows someone else
-            redraw_if_positive = task == "yesno"
-            if task != "yesno":
-                c = rng.choice(shown_pool)
-        else:
-            redraw_if_positive = False
+        if task not in ("facts", "yesno") and c not in shown_pool:
+            c = rng.choice(shown_pool)  # a picture of c is drawn: draw one who may be shown
         if task == "recognition":
             q = rng.choice(self.recognition_questions(c))
             return Example(image(), q, rng.choice(RECOGNITION_ANSWERS).format(name=c.name), task)
@@ -649,8 +641,8 @@ class World:
             return Example(image(), q, rng.choice(VELISH_RECOGNITION_ANSWERS).format(name=c.name), task)
         if task == "yesno":
             positive = rng.random() < 0.5
-            if positive and redraw_if_positive:  # a withheld concept is never the one shown
-                c = rng.choice(shown_pool)
+            if positive and c not in shown_pool:  # the asked person is shown: draw again;
+                c = rng.choice(shown_pool)        # a negative asks about c, shows someone else
             q = rng.choice(YESNO_QUESTIONS).format(name=c.name)
             bank = YES_ANSWERS if positive else NO_ANSWERS
             shown = c if positive else rng.choice([o for o in shown_pool if o is not c])
