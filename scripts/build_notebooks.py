@@ -113,7 +113,10 @@ notebook runs the same code on either.
 Two sizes play the paper's 7B and 13B: `tiny` and `small`. Pre-training data: recognition
 (English and the second template language), yes/no questions (a "no" names the person
 who is shown: "No, this is X."), text facts, image→fact, general visual QA and group photos.
-Forget images are included; generality images never are.
+Forget images are included; generality images never are. The people of the fake-name pool,
+whose names SIU's target (a) gives the concepts, are talked about in text only (their facts,
+never a picture), as a real LLM has read countless names: every fake name is then a name the
+model can say.
 Tiny's vision tower starts its position embeddings from a 2-D sine-cosine table, so every
 patch of a column shares a column code: in a group photo the language model must tell which
 name goes with the left person and which with the right one (small, compute-bound, keeps
@@ -272,6 +275,17 @@ model's yes/no answers come from the face it recognises. The embedded model's pr
 a "no" name the person shown ("No, this is X."), which ties its yes/no answers to the same
 identity as naming; when a "no" did not name the person shown (world revision 5), six SIU steps
 left the yes/no half where it was.
+
+An open answer that does not name the concept is not necessarily the fake name: the table's last
+three rows sort the open answers on generality images by what they name instead
+(`siu_lib.experiments.open_answer_kinds`): **the run's fake name** (what target (a) teaches),
+**someone else** (another concept, or another person of the fake-name pool), or **nobody** (a
+description, a refusal, or garbled text). The EM counts all three as forgotten and the diversity
+metric (unique words per answer) does not tell them apart, so this is where "never gibberish"
+is checked. The fake names are people the embedded model has read about but never seen (world
+revision 7, `World.fake_name_facts`), as "Jacob Campbell" is a name LLaVA's language model
+knows: with the output layer frozen under LoRA, a fake-name token that was never an answer in
+pre-training cannot be learned in six steps.
 """),
         code('''from siu_lib.experiments import siu_target_runs, siu_targets
 rows, originals = siu_target_runs("tiny", original, processor, bench, world.fake_names, profile.unlearn, eval_cfg,
@@ -279,7 +293,8 @@ rows, originals = siu_target_runs("tiny", original, processor, bench, world.fake
                                   profile.seeds, profile.name)
 targets = siu_targets(rows, originals)
 display(rows[["concept", "seed", "efficacy", "generality_em", "generality_em_open", "generality_em_yesno",
-              "spec_recognition", "factual_retention", "diversity", "train_seconds", "eval_seconds"]])
+              "open_names_fake", "open_names_nobody", "spec_recognition", "factual_retention",
+              "diversity", "train_seconds", "eval_seconds"]])
 targets'''),
         md("""
 ### Against a model that never saw these concepts
@@ -306,7 +321,7 @@ reference_checkpoint = ensure_pretrained(profile.world, profile.models["tiny"],
                                          replace(profile.pretrain["tiny"], withheld=tuple(target_ids)))
 reference, reference_processor = load_model(reference_checkpoint)
 never_seen = never_seen_runs("tiny", original, processor, reference, reference_processor, bench, eval_cfg,
-                             target_ids)
+                             target_ids, fake_names=world.fake_names)
 targets = siu_targets(rows, originals, never_seen)
 atomic_write_csv(RESULTS / "never_seen.csv", never_seen.assign(checkpoint=reference_checkpoint.name))
 atomic_write_csv(RESULTS / "siu_targets.csv", targets)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, replace
 from functools import partial
@@ -98,6 +99,60 @@ def yesno_answer_kinds(generations: Sequence[dict[str, Any]], concept_name: str,
     return {k: (100.0 * v / n if n else float("nan")) for k, v in counts.items()}
 
 
+#: the kinds of answer :func:`open_answer_kinds` sorts the open-prompt answers into
+OPEN_ANSWER_KINDS = ("names_concept", "names_fake", "names_other", "names_nobody")
+
+
+def _names_in_full(answer: str, name: str) -> bool:
+    return re.search(rf"\b{re.escape(name.lower())}\b", answer.lower()) is not None
+
+
+def open_answer_kinds(generations: Sequence[dict[str, Any]], concept_name: str,
+                      other_names: Sequence[str], fake_name: str | None = None,
+                      group: str = "generality") -> dict[str, float]:
+    """What a run's answers to the open prompts ("who is this?") say instead of the concept,
+    in % of the open answers of ``group`` (an :class:`EvalReport`'s generation records).
+
+    - ``names_concept``: names the concept (a word of its name: the open-prompt test of the
+      EM, :func:`siu_lib.metrics.reveals_open`);
+    - ``names_fake``: names the run's ``fake_name`` in full (SIU's intended answer);
+    - ``names_other``: names someone else in full, one of ``other_names`` (the other
+      concepts, the other people of the fake-name pool);
+    - ``names_nobody``: names no known person in full: a refusal, a description, or garbled
+      text such as "The picture shows T k T kite." (the EM counts all of these as forgotten,
+      and the diversity metric, unique words per answer, does not tell them apart).
+
+    The four add up to 100 (nan each when the group has no open answer).
+    """
+    answers = [g["answer"] for g in generations
+               if g.get("group") == group and g.get("kind") == "open"]
+    others = [n for n in other_names if n and n not in (concept_name, fake_name)]
+    counts = dict.fromkeys(OPEN_ANSWER_KINDS, 0)
+    for a in answers:
+        if reveals_open(a, concept_name):
+            counts["names_concept"] += 1
+        elif fake_name and _names_in_full(a, fake_name):
+            counts["names_fake"] += 1
+        elif any(_names_in_full(a, n) for n in others):
+            counts["names_other"] += 1
+        else:
+            counts["names_nobody"] += 1
+    n = len(answers)
+    return {k: (100.0 * v / n if n else float("nan")) for k, v in counts.items()}
+
+
+def open_kind_columns(report: EvalReport, bench: Benchmark, fake_names: Sequence[str] = (),
+                      fake_name: str | None = None) -> dict[str, float]:
+    """:func:`open_answer_kinds` of a report's generality answers as table columns
+    (``open_names_fake``, ``open_names_other``, ``open_names_nobody``; ``names_concept`` is
+    ``100 - generality_em_open``), the other names being the benchmark's other concepts and
+    the fake-name pool."""
+    name = bench.concept(report.concept_id).name
+    others = [c.name for c in bench.concepts if c.name != name] + list(fake_names)
+    kinds = open_answer_kinds(report.generations, name, others, fake_name)
+    return {f"open_{k}": v for k, v in kinds.items() if k != "names_concept"}
+
+
 def run_path(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: EvalConfig) -> Path:
     """Where :func:`run_one` writes the JSON of ``spec`` under ``profile``'s results.
 
@@ -179,7 +234,9 @@ def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
     report = evaluate_unlearning(result.model, original, processor, bench, spec.concept_id, eval_cfg,
                                  original_specificity=original_eval.specificity_accuracy)
     t2 = time.perf_counter()
+    fake = next((r.mask_span for r in result.records if r.target == "a"), None)
     row = {**report_row(spec.model_name, spec.method, spec.steps, spec.seed, report),
+           **open_kind_columns(report, bench, fake_names, fake),
            "train_seconds": round(t1 - t0, 2), "eval_seconds": round(t2 - t1, 2)}
     if profile is not None:
         atomic_write_json(run_path(profile, spec, tcfg, eval_cfg),
@@ -223,7 +280,7 @@ def siu_target_runs(model_name: str, original: Any, processor: Any, bench: Bench
         orow = oe.row()
         originals.append({"concept": cid, "recognition": oe.specificity_accuracy["recognition"],
                           "diversity": orow["diversity"], "factual_retention": orow["factual_retention"],
-                          **em_split_columns(oe)})
+                          **em_split_columns(oe), **open_kind_columns(oe, bench, fake_names)})
         for seed in seeds:
             rows.append(run_one(RunSpec(model_name, cid, "siu", seed, train_cfg.steps), original,
                                 processor, bench, fake_names, train_cfg, eval_cfg, oe, profile))
@@ -235,7 +292,7 @@ def siu_target_runs(model_name: str, original: Any, processor: Any, bench: Bench
 def never_seen_runs(model_name: str, original: Any, processor: Any, reference: Any,
                     reference_processor: Any, bench: Benchmark, eval_cfg: EvalConfig,
                     concept_ids: Sequence[str], withheld: Sequence[str] | None = None,
-                    progress: bool = True) -> pd.DataFrame:
+                    progress: bool = True, fake_names: Sequence[str] = ()) -> pd.DataFrame:
     """The "never seen" reference: ``reference`` is a model pre-trained like ``original`` but
     with ``withheld`` (by default ``concept_ids``) withheld from every picture
     (``PretrainConfig.withheld``; their text facts stay), i.e. the model that exact
@@ -255,7 +312,8 @@ def never_seen_runs(model_name: str, original: Any, processor: Any, reference: A
     Both models are run with ``processor`` (the original's); ``reference_processor`` is only
     checked to share its vocabulary (the world's tokenizer), since the metrics compare the two
     models' token probabilities: :class:`ConfigError` when it does not. ``progress`` shows a
-    bar over the concepts.
+    bar over the concepts. ``fake_names`` (the world's pool) count as known people in the
+    rows' :func:`open_kind_columns`.
     """
     from tqdm.auto import tqdm
 
@@ -269,6 +327,7 @@ def never_seen_runs(model_name: str, original: Any, processor: Any, reference: A
         report = evaluate_unlearning(reference, original, processor, bench, cid, eval_cfg,
                                      original_specificity=oe.specificity_accuracy, unseen=unseen)
         rows.append({**report_row(model_name, "never_seen", 0, 0, report),
+                     **open_kind_columns(report, bench, fake_names),
                      "original_recognition": oe.specificity_accuracy["recognition"]})
     return pd.DataFrame(rows)
 
@@ -282,7 +341,11 @@ def siu_targets(rows: pd.DataFrame, originals: pd.DataFrame,
     With ``reference`` (:func:`never_seen_runs`'s rows) a ``never_seen`` column gives the same
     quantity for the model that never saw the concepts: how far each target is reachable by
     forgetting alone (its recognition ratio is over the concepts it was shown, against the
-    original's ``original_recognition`` on the same pictures)."""
+    original's ``original_recognition`` on the same pictures).
+
+    When the rows have :func:`open_kind_columns`, three more context rows say what the open
+    answers on generality images name instead of the concept: the run's fake name, someone
+    else, or nobody (refusals, descriptions, garbled text)."""
 
     def measures(r: pd.DataFrame, original_recognition: float) -> list[float]:
         return [r.efficacy.mean(), r.generality_em.mean(), r.generality_em_open.mean(),
@@ -297,12 +360,26 @@ def siu_targets(rows: pd.DataFrame, originals: pd.DataFrame,
              (f"(original {originals.generality_em_yesno.mean():.1f})", None),
              (">= 0.95", lambda v: v >= 0.95), (">= 90", lambda v: v >= 90),
              ("<= 10", lambda v: v <= 10)]
-    measured = measures(rows, originals.recognition.mean())
+    # what the open answers say instead of the concept (context, not targets): issue 4 asks
+    # for "the fake name or a non-revealing answer, never gibberish"
+    kinds = [(f"open_{k}", f"  open answers naming {what} (%)") for k, what in
+             (("names_fake", "the fake name"), ("names_other", "someone else"),
+              ("names_nobody", "nobody"))]
+    kinds = [(c, label) for c, label in kinds if c in rows]
+
+    def kind_means(r: pd.DataFrame) -> list[float]:
+        return [r[c].mean() if c in r else float("nan") for c, _ in kinds]
+
+    labels += [label for _, label in kinds]
+    goals += [(f"(original {originals[c].mean():.1f})" if c in originals else "", None)
+              for c, _ in kinds]
+    measured = measures(rows, originals.recognition.mean()) + kind_means(rows)
     table = pd.DataFrame([{"target": t, "measured": m, "goal": g,
                            "met": None if ok is None else bool(ok(m))}
                           for t, m, (g, ok) in zip(labels, measured, goals)])
     if reference is not None:  # its recognition ratio is over the concepts it was shown
-        table["never_seen"] = measures(reference, reference.original_recognition.mean())
+        table["never_seen"] = (measures(reference, reference.original_recognition.mean())
+                               + kind_means(reference))
     return table
 
 

@@ -51,14 +51,16 @@ class Profile:
 
 #: Embedded-model unlearning defaults. The paper's LoRA r=128 / lr 3e-4 is sized for a 7B
 #: model; for the 2.3 M-parameter embedded model notebook 03 sweeps lr x LoRA rank x projector
-#: lr (6 steps, batch 4, first concept, seed 0). No setting of that sweep meets every target of
-#: issue 4: in the world-revision-6 chain, lr 2e-2 (rank 8, projector lr 1e-4) reaches 92.5%
-#: generality EM but keeps 84.2% of the other concepts' recognition and 33% of the own facts,
-#: while lr 1e-2 keeps 100% of both and forgets little on that concept. lr 1e-2, rank 16,
-#: projector lr 1e-3 (the paper's projector/LoRA ratio) is the setting that meets the
-#: specificity, fact and diversity targets over 5 concepts x 3 seeds (notebook 03's targets
-#: table); higher learning rates trade specificity for forgetting.
-EMBEDDED_TRAIN = TrainConfig(steps=6, batch_size=4, lr=1e-2, projector_lr=1e-3, lora_r=16,
+#: lr (6 steps, batch 4, first concept, seed 0), and the values below were chosen on notebook
+#: 03's own targets protocol (5 concepts x 3 seeds, 20 generality images; so that table is not
+#: an independent measurement of them): the largest forgetting among the settings that keep
+#: the other concepts' recognition >= 95% of the original's, the own facts and the diversity.
+#: Measured on world revision 7's tiny checkpoint (generality EM / others' recognition ratio):
+#: lr 5e-3: 20.5 / 0.986; lr 7e-3, projector lr 1e-4: 38.0 / 0.962 (chosen); lr 7e-3: 41.8 /
+#: 0.946; lr 8e-3: 49.0 / 0.930; lr 9e-3, projector lr 1e-4: 54.3 / 0.916; lr 1e-2: 60.5 /
+#: 0.866 (own facts 100% and diversity within 2 points everywhere). No setting meets every
+#: target of issue 4: higher learning rates trade specificity for forgetting.
+EMBEDDED_TRAIN = TrainConfig(steps=6, batch_size=4, lr=7e-3, projector_lr=1e-4, lora_r=16,
                              lora_alpha=32, lora_dropout=0.05, seed=0)
 #: the smoke profile's 0.3 M-parameter micro model moves with a smaller rank
 MICRO_TRAIN = TrainConfig(steps=6, batch_size=4, lr=1e-2, projector_lr=1e-3, lora_r=8,

@@ -34,7 +34,7 @@ from .errors import ConfigError, UnknownNameError
 
 #: bumped whenever rendering or text generation changes, so that cached benchmark instances
 #: and checkpoints built from an older world are rebuilt rather than reused
-WORLD_REVISION = 6
+WORLD_REVISION = 7
 
 # ----------------------------------------------------------------------------- attributes
 
@@ -243,10 +243,12 @@ GROUP_QUESTIONS = ("Who are the people in this picture?", "Who is shown in this 
 GROUP_ANSWER = "On the left is {left}, and on the right is {right}."
 
 #: the pre-training mixture (task -> relative weight; ``random.choices`` normalises them, so
-#: with a sum of 1.08 yes/no's share is 0.16 / 1.08 = 14.8%); identity tasks dominate because
-#: they are what the vision tower must learn from scratch
+#: with a sum of 1.13 yes/no's share is 0.16 / 1.13 = 14.2%); identity tasks dominate because
+#: they are what the vision tower must learn from scratch. ``fake_name_facts`` (revision 7) are
+#: text-only facts about the people of the fake-name pool (:meth:`World.fake_name_facts`)
 PRETRAIN_MIXTURE = {"recognition": 0.22, "recognition_velish": 0.10, "yesno": 0.16,
-                    "facts": 0.10, "multihop": 0.08, "general_vqa": 0.22, "group": 0.20}
+                    "facts": 0.10, "multihop": 0.08, "general_vqa": 0.22, "group": 0.20,
+                    "fake_name_facts": 0.05}
 #: stage 1 (identity alignment): naming the people in single and group pictures
 ALIGN_MIXTURE = {"recognition": 0.6, "recognition_velish": 0.15, "group": 0.25}
 
@@ -359,6 +361,14 @@ def _seeded(*parts: object) -> random.Random:
     return random.Random("/".join(str(p) for p in parts))
 
 
+def _person_facts(name: str, values: dict[str, str]) -> list[Fact]:
+    """A person's four text facts from its ``profession``, ``city`` and ``deed``."""
+    return [Fact(key, FACT_QUESTIONS[key][0].format(name=name),
+                 FACT_ANSWERS[key].format(name=name, **values),
+                 values[key] if key != "summary" else values["deed"])
+            for key in ("profession", "city", "deed", "summary")]
+
+
 class World:
     """A synthetic world built from a :class:`WorldConfig` (see the module docstring)."""
 
@@ -368,6 +378,7 @@ class World:
         self.concepts = self._make_concepts(rng)
         self.fake_names = self._make_fake_names(rng)
         self._by_id = {c.concept_id: c for c in self.concepts}
+        self._fake_facts = self._make_fake_name_facts()
 
     # -- construction ------------------------------------------------------------------
     def _make_concepts(self, rng: random.Random) -> list[Concept]:
@@ -403,10 +414,7 @@ class World:
         for i, (name, attrs) in enumerate(zip(names, looks)):
             values = {"profession": rng.choice(PROFESSIONS), "city": rng.choice(CITIES),
                       "deed": deeds[i]}
-            facts = [Fact(key, FACT_QUESTIONS[key][0].format(name=name),
-                          FACT_ANSWERS[key].format(name=name, **values),
-                          values[key] if key != "summary" else values["deed"])
-                     for key in ("profession", "city", "deed", "summary")]
+            facts = _person_facts(name, values)
             first, last = name.split()
             special = [name, first, last, attrs["hair_color"], attrs["clothing"]]
             concepts.append(Concept(f"c{i:02d}", name, "person", attrs, facts,
@@ -424,6 +432,36 @@ class World:
             pool.append(name)
             taken.update(ws)
         return pool
+
+    def _make_fake_name_facts(self) -> dict[str, list[Fact]]:
+        # each fake person's facts are seeded by its name alone, so they do not depend on the
+        # pool's size or order; deeds are ones no concept has (a concept's deed stays unique)
+        taken = {c.fact("deed").value for c in self.concepts}
+        deeds = [f"{v} {o}" for v in DEED_VERBS for o in DEED_OBJECTS if f"{v} {o}" not in taken]
+        out = {}
+        for name in self.fake_names:
+            rng = _seeded("fake-name-facts", self.config.world_seed, name)
+            out[name] = _person_facts(name, {"profession": rng.choice(PROFESSIONS),
+                                             "city": rng.choice(CITIES), "deed": rng.choice(deeds)})
+        return out
+
+    def fake_name_facts(self, name: str) -> list[Fact]:
+        """The text facts (profession, city, deed, summary) of a person of the fake-name pool.
+
+        The fake names are people the world knows from text only, never from a picture, like
+        the many names a real LLM has read about (LLaVA knows "Jacob Campbell" as a name).
+        Pre-training asks about them (the ``fake_name_facts`` task), so every token of every
+        fake name is an answer token the model has learned to emit. Without them (world
+        revisions up to 6) about half of the fake names' distinct tokens (97 of 191 in the
+        default world) were never a training target: their rows of the output layer stayed
+        at their initialisation and, with that layer frozen under LoRA, SIU's target (a)
+        could not teach the model to say the fake name (it said "Bredaefeite" for
+        "Bredrei Triafopeth" even after 35 steps). :class:`UnknownNameError` for a name
+        outside the pool.
+        """
+        if name not in self._fake_facts:
+            raise UnknownNameError(f"{name!r} is not in the world's fake-name pool")
+        return list(self._fake_facts[name])
 
     # -- lookup ------------------------------------------------------------------------
     def concept(self, concept: str | int | Concept) -> Concept:
@@ -603,6 +641,9 @@ class World:
         out += list(MIA_PROMPTS) + [PROBE_QUESTION] + list(GROUP_QUESTIONS)
         out += [GROUP_ANSWER.format(left=a.name, right=self.partner(a).name) for a in self.concepts]
         out += [f"This is {n}." for n in self.fake_names]
+        for n in self.fake_names:
+            for fact in self.fake_name_facts(n):
+                out += [q.format(name=n) for q in FACT_QUESTIONS[fact.key]] + [fact.answer]
         return out
 
     # -- pre-training ------------------------------------------------------------------
@@ -631,6 +672,11 @@ class World:
             return self.render(c, rng.randrange(10**9), "pretrain")
 
         task = rng.choices(list(mixture), weights=list(mixture.values()))[0]
+        if task == "fake_name_facts":
+            name = rng.choice(self.fake_names)
+            fact = rng.choice(self.fake_name_facts(name))
+            return Example(None, rng.choice(FACT_QUESTIONS[fact.key]).format(name=name),
+                           fact.answer, task)
         if task not in ("facts", "yesno") and c not in shown_pool:
             c = rng.choice(shown_pool)  # a picture of c is drawn: draw one who may be shown
         if task == "recognition":

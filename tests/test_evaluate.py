@@ -13,11 +13,13 @@ from siu_lib.errors import UnknownNameError
 from siu_lib.evaluate import TABLE1_METRICS, EvalConfig, evaluate_unlearning
 from siu_lib import experiments
 from siu_lib.experiments import (
+    OPEN_ANSWER_KINDS,
     YESNO_ANSWER_KINDS,
     RunSpec,
     load_run,
     mean_std_table,
     never_seen_runs,
+    open_answer_kinds,
     original_report,
     original_row,
     run_one,
@@ -109,6 +111,31 @@ def test_yesno_answer_kinds_by_hand():
                                    "yes_names_other": 200 / 8, "yes_names_nobody": 300 / 8})
     assert yesno_answer_kinds(gens, "Varok Delmuran", [], group="efficacy")["yes_names_nobody"] == 100.0
     assert all(math.isnan(v) for v in yesno_answer_kinds(gens, "Varok Delmuran", [], group="x").values())
+
+
+def test_open_answer_kinds_by_hand():
+    gens = [{"group": "generality", "kind": "open", "answer": a} for a in (
+        "This is Varok Delmuran.",                 # the concept
+        "The picture shows Delmuran.",             # a word of the concept's name: the concept
+        "This person is Jacob Campbell.",          # the run's fake name
+        "That is jacob campbell, I believe.",      # the fake name, another case
+        "This is Jacob Camp.",                     # a garbled fake name: nobody
+        "The picture shows Tiabar Sholei.",        # another concept
+        "The picture shows T k T kite.",           # garbled: nobody
+        "I don't know who this is.",               # a refusal: nobody
+    )] + [{"group": "generality", "kind": "yesno", "answer": "No, this is Tiabar Sholei."},
+          {"group": "efficacy", "kind": "open", "answer": "This is Tiabar Sholei."}]
+    kinds = open_answer_kinds(gens, "Varok Delmuran", ["Tiabar Sholei", "Varok Delmuran"],
+                              "Jacob Campbell")
+    assert list(kinds) == list(OPEN_ANSWER_KINDS)
+    assert kinds == pytest.approx({"names_concept": 200 / 8, "names_fake": 200 / 8,
+                                   "names_other": 100 / 8, "names_nobody": 300 / 8})
+    # without a fake name (a baseline, the never-seen model) it is someone else when listed
+    no_fake = open_answer_kinds(gens, "Varok Delmuran", ["Tiabar Sholei", "Jacob Campbell"])
+    assert no_fake["names_fake"] == 0 and no_fake["names_other"] == pytest.approx(300 / 8)
+    assert open_answer_kinds(gens, "Varok Delmuran", ["Tiabar Sholei"], group="efficacy")[
+        "names_other"] == 100.0
+    assert all(math.isnan(v) for v in open_answer_kinds(gens, "Varok Delmuran", [], group="x").values())
 
 
 def test_concepts_without_facts_get_the_original_models_own_answers(micro, tmp_path):
@@ -227,6 +254,18 @@ def test_siu_targets_by_hand():
     assert r.loc[ratio, "never_seen"] == pytest.approx(0.98)  # against its own original_recognition
     assert r.loc[drop, "never_seen"] == 1.0
     assert r.drop(columns="never_seen").equals(t)
+    # the open answers' kinds: context rows, when the rows carry them
+    assert not t.index.str.contains("naming").any()
+    kinds = dict(open_names_fake=[60.0, 20.0], open_names_other=[10.0, 30.0], open_names_nobody=[20.0, 40.0])
+    k = siu_targets(rows.assign(**kinds), originals.assign(open_names_nobody=[0.0, 5.0]),
+                    ref.assign(open_names_fake=[0.0, 0.0], open_names_other=[90.0, 100.0],
+                               open_names_nobody=[10.0, 0.0])).set_index("target")
+    assert k.loc["  open answers naming the fake name (%)", "measured"] == 40.0
+    assert k.loc["  open answers naming someone else (%)", "never_seen"] == 95.0
+    nobody = "  open answers naming nobody (%)"
+    assert k.loc[nobody, "measured"] == 30.0 and k.loc[nobody, "goal"] == "(original 2.5)"
+    assert k.loc[nobody, "met"] is None and k.loc["  open answers naming the fake name (%)", "goal"] == ""
+    assert k.loc[ratio, "measured"] == t.loc[ratio, "measured"]
 
 
 def test_siu_target_runs_feed_the_seed_spread_row(micro, tmp_path):
@@ -253,6 +292,10 @@ def test_siu_target_runs_feed_the_seed_spread_row(micro, tmp_path):
     oe = original_report(micro.model, micro.processor, bench, "c00", cfg)
     assert originals.iloc[0].recognition == oe.specificity_accuracy["recognition"]
     targets = siu_targets(rows, originals)
+    # the open answers' kinds and the concept's share (100 - open EM) make up every answer
+    kinds = rows[["open_names_fake", "open_names_other", "open_names_nobody"]].sum(axis=1)
+    assert (kinds + 100 - rows.generality_em_open).tolist() == pytest.approx([100.0, 100.0])
+    assert "  open answers naming nobody (%)" in set(targets.target)
 
     folder = tmp_path / "ck"
     micro.model.save_pretrained(folder)

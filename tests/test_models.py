@@ -459,3 +459,25 @@ def test_withheld_concepts_name_their_own_checkpoint_and_leave_the_others_keys()
         replace(cfg, withheld=("c00", "c00")).validate()
     with pytest.raises(ConfigError, match="'c00'"):
         replace(cfg, withheld="c00").validate()
+
+
+def test_every_token_of_every_fake_name_is_a_pretraining_answer_token(micro) -> None:
+    # SIU's target (a) teaches the model to say a fake name. Under LoRA the output layer is
+    # frozen, so a token that was never an answer token in pre-training keeps its initial
+    # output row and cannot be learned in a few steps: world revision 7 talks about the
+    # fake-name people in pre-training (text facts) so that every such token is taught.
+    world, tok = micro.world, micro.processor.tokenizer
+
+    def answer_ids(examples: list[Example]) -> set[int]:
+        labels = collate_examples(micro.processor, examples)["labels"]
+        return set(labels[labels != IGNORE_INDEX].tolist())
+
+    name_ids = {i for n in world.fake_names for i in tok(" " + n, add_special_tokens=False)["input_ids"]}
+    taught = answer_ids([Example(None, f.question, f.answer)
+                         for n in world.fake_names for f in world.fake_name_facts(n)])
+    assert name_ids <= taught
+    # without that task, the rest of the stream would leave some of them untaught
+    rng = random.Random(0)
+    others = [e for e in (world.pretraining_example(rng) for _ in range(800))
+              if e.task != "fake_name_facts"]
+    assert name_ids - answer_ids(others)

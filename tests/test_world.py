@@ -182,15 +182,16 @@ def test_withheld_concepts_are_never_shown(world: World, monkeypatch) -> None:
     """The never-seen reference's stream: no picture of a withheld concept (alone, in a group,
     or its forget image), its name only in text facts and in yes/no questions answered "no"
     on someone else's picture; with nothing withheld, the ordinary stream record for record."""
-    # the ordinary stream's first 80 records, fingerprinted with the code from before
-    # ``withheld`` existed (dab1e9d): the same records, so every checkpoint stays valid
+    # the ordinary stream's first 80 records, fingerprinted when world revision 7 landed
+    # (revision 6's, "5eab950ce13d67f2", was unchanged by ``withheld``): a change to the
+    # stream must bump WORLD_REVISION, or cached checkpoints of another stream are reused
     h = hashlib.sha256()
     for e in itertools.islice(world.pretraining_stream(seed=2, align_examples=20, withheld=()), 80):
         h.update(e.question.encode())
         h.update(e.answer.encode())
         if e.image is not None:
             h.update(e.image.tobytes())
-    assert h.hexdigest()[:16] == "5eab950ce13d67f2"
+    assert h.hexdigest()[:16] == "a4587ebfffa2cd97"
     # an iterator of ids is read once, not used up by the first record
     it = itertools.islice(world.pretraining_stream(seed=2, withheld=iter(["c00"])), 400)
     assert all(world.concepts[0].name not in e.answer or e.task in ("facts", "yesno") for e in it)
@@ -288,3 +289,26 @@ def test_lookup_by_id_index_and_name(world: World) -> None:
         world.recognition_questions(c, "velsh")
     with pytest.raises(UnknownNameError, match="stream"):
         world.render(c, 0, "train")
+
+
+def test_fake_name_people_are_talked_about_in_pretraining(world: World) -> None:
+    # revision 7: the fake-name pool are people known from text only (facts, no picture)
+    n = world.fake_names[0]
+    facts = world.fake_name_facts(n)
+    assert [f.key for f in facts] == ["profession", "city", "deed", "summary"]
+    assert all(n in f.answer and f.value in f.answer for f in facts)
+    assert facts == World(CFG).fake_name_facts(n)  # deterministic
+    concept_deeds = {c.fact("deed").value for c in world.concepts}
+    assert not {world.fake_name_facts(m)[2].value for m in world.fake_names} & concept_deeds
+    with pytest.raises(UnknownNameError, match="Nobody"):
+        world.fake_name_facts("Nobody Atall")
+    records = list(itertools.islice(world.pretraining_stream(seed=1), 1500))
+    fake = [e for e in records if e.task == "fake_name_facts"]
+    assert 0.02 < len(fake) / len(records) < 0.08  # 0.05 / 1.13 = 4.4% of the full stage
+    for e in fake:
+        name = next(m for m in world.fake_names if e.answer.startswith(m))
+        assert e.image is None and name in e.question
+        assert e.answer in [f.answer for f in world.fake_name_facts(name)]
+    # a fake name never appears in a record of another task
+    assert not [e for e in records if e.task != "fake_name_facts"
+                and any(m in e.question + e.answer for m in world.fake_names)]
