@@ -203,7 +203,7 @@ HTML(render_token_masks(processor, records))'''),
 token mask K_S and the vocabulary mask K_V (every token id of the concept's name). The
 reference p0 is the same model with its LoRA adapters disabled. The embedded profile's
 optimisation settings (LoRA rank, learning rates) are printed below; the sweep at the end of
-this notebook is where they come from. With 25 records and 6 steps of 4 every record is seen at
+this notebook shows, on one concept, the trade-off they were chosen on. With 25 records and 6 steps of 4 every record is seen at
 most once, and the warm-up rounds up to one step at learning rate 0, as in the paper's scripts;
 the records are drawn in a stratified order (`data_order`), so the steps see the four targets in
 about their proportions rather than, by chance, both (b) records in the zero-lr first step.
@@ -228,15 +228,17 @@ pd.DataFrame({"image": ["yes" if i is not None else "no" for i, _ in items],
         md("""
 ## The sweep behind the embedded defaults
 
-The paper's LoRA rank 128 and lr 3e-4 are sized for a 7B model. For the embedded model we
-swept the learning rate, the LoRA rank and the projector's own learning rate (the profile's,
-and a tenth of it) on the first concept (seed 0, 6 steps) and take the **smallest learning rate
-that reaches 100% efficacy and ≥ 95% generality EM while keeping specificity ≥ 95% of the
-original**, breaking ties by the smaller rank, then the larger projector lr. (The grid is the
-same for every profile; the smoke profile's micro model has its own defaults.) The projector
-maps every image into the language model, so its update moves the other concepts too: the
-`spec_recognition` column shows what a tenth of its lr buys back, and the two EM halves what it
-costs.
+The paper's LoRA rank 128 and lr 3e-4 are sized for a 7B model. For the embedded model the
+learning rate, the LoRA rank and the projector's own learning rate are swept here on the first
+concept (seed 0, 6 steps), and the rule is: **the largest generality EM among the settings that
+keep the other concepts' recognition ≥ 95% of the original's and the own facts ≥ 90%** (no
+setting reaches issue 4's forgetting targets, so forgetting is what is traded). One concept and
+one seed are noisy, so the profile's values were chosen by the same rule on the targets
+protocol above (5 concepts × 3 seeds; the measurements are in `siu_lib.profiles.EMBEDDED_TRAIN`'s
+documentation); the sweep's own choice is printed beside them. (The grid is the same for every
+profile; the smoke profile's micro model has its own defaults.) The projector maps every image
+into the language model, so its update moves the other concepts too: the `recognition_ratio`
+column shows what a tenth of its lr buys back, and the two EM halves what it costs.
 """),
         code('''from dataclasses import replace
 from siu_lib.evaluate import EvalConfig
@@ -244,9 +246,9 @@ from siu_lib.experiments import RunSpec, em_split_columns, load_run, original_re
 eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
 orig_eval = original_report(original, processor, bench, concept.concept_id, eval_cfg)
 sweep = []
-for lr in (3e-3, 1e-2, 2e-2):
+for lr in (5e-3, 7e-3, 1e-2):
     for r in (8, 16):
-        for projector_lr in (profile.unlearn.projector_lr, profile.unlearn.projector_lr / 10):
+        for projector_lr in (1e-3, 1e-4):
             cfg = replace(profile.unlearn, lr=lr, lora_r=r, lora_alpha=2 * r, projector_lr=projector_lr)
             row = run_one(RunSpec("tiny", concept.concept_id, "siu", 0, 6), original, processor, bench,
                           world.fake_names, cfg, eval_cfg, orig_eval)
@@ -254,8 +256,9 @@ for lr in (3e-3, 1e-2, 2e-2):
                           **{k: row[k] for k in ("efficacy", "generality_em", "generality_em_open", "generality_em_yesno",
                                                  "specificity_ratio", "spec_recognition", "factual_retention", "diversity")}})
 sweep = pd.DataFrame(sweep)
-ok = sweep[(sweep.efficacy >= 100) & (sweep.generality_em >= 95) & (sweep.specificity_ratio >= 0.95)]
-choice = ok.sort_values(["lr", "lora_r", "projector_lr"], ascending=[True, True, False]).iloc[0].to_dict() if len(ok) else None
+sweep.insert(4, "recognition_ratio", sweep.spec_recognition / orig_eval.specificity_accuracy["recognition"])
+ok = sweep[(sweep.recognition_ratio >= 0.95) & (sweep.factual_retention >= 90)]
+choice = ok.sort_values(["generality_em", "lr"], ascending=[False, True]).iloc[0].to_dict() if len(ok) else None
 display(sweep)
 print("sweep choice:", choice, "| profile uses lr", profile.unlearn.lr, "rank", profile.unlearn.lora_r,
       "projector lr", profile.unlearn.projector_lr)'''),

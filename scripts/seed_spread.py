@@ -75,7 +75,7 @@ def main() -> None:
                                            replace(train_cfg, withheld=tuple(concept_ids)))
             ref_model, ref_processor = load_model(ref_folder)
             reference = never_seen_runs(args.size, original, processor, ref_model, ref_processor,
-                                        bench, eval_cfg, concept_ids)
+                                        bench, eval_cfg, concept_ids, fake_names=world.fake_names)
         rows.append(seed_spread_row(seed, table.iloc[0], per_concept[args.size],
                                     siu_targets(runs, originals, reference), folder.name))
         print(pd.DataFrame(rows[-1:]).T.to_string(header=False), flush=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import time
 from dataclasses import asdict, dataclass, replace
 from functools import partial
@@ -103,26 +102,27 @@ def yesno_answer_kinds(generations: Sequence[dict[str, Any]], concept_name: str,
 OPEN_ANSWER_KINDS = ("names_concept", "names_fake", "names_other", "names_nobody")
 
 
-def _names_in_full(answer: str, name: str) -> bool:
-    return re.search(rf"\b{re.escape(name.lower())}\b", answer.lower()) is not None
-
-
 def open_answer_kinds(generations: Sequence[dict[str, Any]], concept_name: str,
                       other_names: Sequence[str], fake_name: str | None = None,
                       group: str = "generality") -> dict[str, float]:
     """What a run's answers to the open prompts ("who is this?") say instead of the concept,
     in % of the open answers of ``group`` (an :class:`EvalReport`'s generation records).
 
-    - ``names_concept``: names the concept (a word of its name: the open-prompt test of the
-      EM, :func:`siu_lib.metrics.reveals_open`);
-    - ``names_fake``: names the run's ``fake_name`` in full (SIU's intended answer);
-    - ``names_other``: names someone else in full, one of ``other_names`` (the other
-      concepts, the other people of the fake-name pool);
-    - ``names_nobody``: names no known person in full: a refusal, a description, or garbled
-      text such as "The picture shows T k T kite." (the EM counts all of these as forgotten,
-      and the diversity metric, unique words per answer, does not tell them apart).
+    Names are matched as the EM's open-prompt test matches the concept's
+    (:func:`siu_lib.metrics.reveals_open`: a word of the name longer than two letters, as a
+    whole word, case-insensitive), in this order:
 
-    The four add up to 100 (nan each when the group has no open answer).
+    - ``names_concept``: names the concept (100 minus this is the open half of the EM);
+    - ``names_fake``: names the run's ``fake_name`` (SIU's intended answer); nan when there
+      is none (the original model, a baseline, the never-seen reference);
+    - ``names_other``: names someone else, one of ``other_names`` (the other concepts, the
+      other people of the fake-name pool);
+    - ``names_nobody``: names no known person: a refusal, a description, or garbled text
+      such as "The picture shows T k T kite." or "This is Bredaefeite." (the EM counts all of
+      these as forgotten, and the diversity metric, unique words per answer, does not tell
+      them apart).
+
+    The kinds add up to 100 (nan each when the group has no open answer).
     """
     answers = [g["answer"] for g in generations
                if g.get("group") == group and g.get("kind") == "open"]
@@ -131,14 +131,17 @@ def open_answer_kinds(generations: Sequence[dict[str, Any]], concept_name: str,
     for a in answers:
         if reveals_open(a, concept_name):
             counts["names_concept"] += 1
-        elif fake_name and _names_in_full(a, fake_name):
+        elif fake_name and reveals_open(a, fake_name):
             counts["names_fake"] += 1
-        elif any(_names_in_full(a, n) for n in others):
+        elif any(reveals_open(a, n) for n in others):
             counts["names_other"] += 1
         else:
             counts["names_nobody"] += 1
     n = len(answers)
-    return {k: (100.0 * v / n if n else float("nan")) for k, v in counts.items()}
+    out = {k: (100.0 * v / n if n else float("nan")) for k, v in counts.items()}
+    if not fake_name:
+        out["names_fake"] = float("nan")
+    return out
 
 
 def open_kind_columns(report: EvalReport, bench: Benchmark, fake_names: Sequence[str] = (),
@@ -267,8 +270,8 @@ def siu_target_runs(model_name: str, original: Any, processor: Any, bench: Bench
     """Issue 4's protocol: SIU on every concept x seed with ``train_cfg`` (its ``steps``),
     evaluated with ``eval_cfg``. Returns ``(rows, originals)``: one :func:`run_one` row per
     run, and one row per concept of the original model (``concept``, ``recognition`` of the
-    other concepts, ``diversity``, ``factual_retention`` and the EM split), the reference
-    of :func:`siu_targets`. With ``profile`` the runs' JSONs are written (see :func:`run_path`:
+    other concepts, ``diversity``, ``factual_retention``, the EM split and the
+    :func:`open_kind_columns`), the reference of :func:`siu_targets`. With ``profile`` the runs' JSONs are written (see :func:`run_path`:
     their names do not cover the checkpoint, so pass ``None`` for a checkpoint other than the
     profile's own)."""
     from tqdm.auto import tqdm
@@ -371,8 +374,8 @@ def siu_targets(rows: pd.DataFrame, originals: pd.DataFrame,
         return [r[c].mean() if c in r else float("nan") for c, _ in kinds]
 
     labels += [label for _, label in kinds]
-    goals += [(f"(original {originals[c].mean():.1f})" if c in originals else "", None)
-              for c, _ in kinds]
+    goals += [(f"(original {originals[c].mean():.1f})"
+               if c in originals and originals[c].notna().any() else "", None) for c, _ in kinds]
     measured = measures(rows, originals.recognition.mean()) + kind_means(rows)
     table = pd.DataFrame([{"target": t, "measured": m, "goal": g,
                            "met": None if ok is None else bool(ok(m))}

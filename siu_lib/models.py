@@ -187,7 +187,7 @@ class EmbeddedConfig:
             named both people in 92.5% of the benchmark's 80 group photos with the default 2.0,
             82.5% with 1.0 and 65.0% with 0.25 (one-thread runs), and 82.5% with 2.0 against
             57.5% with CLIP's init in ``make reproduce`` (two threads); recognition stayed at
-            99.3-99.6%. SIU's default run (c00-c04 x 2
+            99.3-99.6%. SIU's then-default run (lr 1e-2, projector lr 1e-3; c00-c04 x 2
             seeds) gave generality EM 60.8% and others' recognition 0.945 of the original on the
             one-thread 2.0 checkpoint (61.0%, 0.959 with 1.0), but 46.8% and 0.925 on the
             ``make reproduce`` one, against 59.0% and 0.961 without the table: that ratio moves

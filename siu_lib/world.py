@@ -8,6 +8,9 @@ images_per_concept, image_size)``. It holds
   so that every two identities differ in at least ``min_attribute_distance`` visible
   attributes and in at least ``min_color_distance`` of the large coloured areas (skin, hair,
   clothing), and text facts (profession, home city and a deed unique to the concept);
+* **fake-name people**: a pool of invented names disjoint from the concepts', the names SIU's
+  target (a) gives a concept; they have text facts too and are talked about in pre-training,
+  never pictured (:meth:`World.fake_name_facts`);
 * **an image renderer** that draws a concept with random position, scale, rotation,
   background, lighting and noise; group photos of two identities side by side;
 * **text**: paraphrase banks for recognition (English and a second template language,
@@ -328,7 +331,8 @@ class WorldConfig:
         min_color_distance: ... and in at least this many of the colour attributes
             (:data:`COLOR_ATTRIBUTES`, see :func:`color_distance`).
         n_fake_names: size of the pool of fake names (disjoint from every concept's name)
-            that SIU's target (a) draws from.
+            that SIU's target (a) draws from; pre-training talks about these people in text
+            (their facts), never in a picture.
         group_photos_per_pair: benchmark group photos per (concept, partner) pair.
     """
 
@@ -434,10 +438,12 @@ class World:
         return pool
 
     def _make_fake_name_facts(self) -> dict[str, list[Fact]]:
-        # each fake person's facts are seeded by its name alone, so they do not depend on the
-        # pool's size or order; deeds are ones no concept has (a concept's deed stays unique)
+        # each fake person's facts are seeded by the world seed and its name, so they do not
+        # depend on the pool's size or order; deeds are ones no concept has (a concept's deed
+        # stays unique), or any deed when the concepts have taken them all
+        every = [f"{v} {o}" for v in DEED_VERBS for o in DEED_OBJECTS]
         taken = {c.fact("deed").value for c in self.concepts}
-        deeds = [f"{v} {o}" for v in DEED_VERBS for o in DEED_OBJECTS if f"{v} {o}" not in taken]
+        deeds = [d for d in every if d not in taken] or every
         out = {}
         for name in self.fake_names:
             rng = _seeded("fake-name-facts", self.config.world_seed, name)
@@ -450,8 +456,9 @@ class World:
 
         The fake names are people the world knows from text only, never from a picture, like
         the many names a real LLM has read about (LLaVA knows "Jacob Campbell" as a name).
-        Pre-training asks about them (the ``fake_name_facts`` task), so every token of every
-        fake name is an answer token the model has learned to emit. Without them (world
+        Pre-training asks about them (the ``fake_name_facts`` task, 4.4% of the full stage's
+        records), so the fake names' tokens are answer tokens the model learns to emit (the
+        default tiny model sees each name about 20 times). Without them (world
         revisions up to 6) about half of the fake names' distinct tokens (97 of 191 in the
         default world) were never a training target: their rows of the output layer stayed
         at their initialisation and, with that layer frozen under LoRA, SIU's target (a)

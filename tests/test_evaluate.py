@@ -119,20 +119,21 @@ def test_open_answer_kinds_by_hand():
         "The picture shows Delmuran.",             # a word of the concept's name: the concept
         "This person is Jacob Campbell.",          # the run's fake name
         "That is jacob campbell, I believe.",      # the fake name, another case
-        "This is Jacob Camp.",                     # a garbled fake name: nobody
-        "The picture shows Tiabar Sholei.",        # another concept
-        "The picture shows T k T kite.",           # garbled: nobody
+        "This is Jacob Camp.",                     # a word of the fake name: the fake name
+        "The picture shows Sholei.",               # a word of another concept's name
+        "This is Campbellton.",                    # a name word only inside another word: nobody
         "I don't know who this is.",               # a refusal: nobody
     )] + [{"group": "generality", "kind": "yesno", "answer": "No, this is Tiabar Sholei."},
           {"group": "efficacy", "kind": "open", "answer": "This is Tiabar Sholei."}]
     kinds = open_answer_kinds(gens, "Varok Delmuran", ["Tiabar Sholei", "Varok Delmuran"],
                               "Jacob Campbell")
     assert list(kinds) == list(OPEN_ANSWER_KINDS)
-    assert kinds == pytest.approx({"names_concept": 200 / 8, "names_fake": 200 / 8,
-                                   "names_other": 100 / 8, "names_nobody": 300 / 8})
-    # without a fake name (a baseline, the never-seen model) it is someone else when listed
+    assert kinds == pytest.approx({"names_concept": 200 / 8, "names_fake": 300 / 8,
+                                   "names_other": 100 / 8, "names_nobody": 200 / 8})
+    # without a fake name (a baseline, the never-seen model) its share is nan, and the name
+    # is someone else's when listed
     no_fake = open_answer_kinds(gens, "Varok Delmuran", ["Tiabar Sholei", "Jacob Campbell"])
-    assert no_fake["names_fake"] == 0 and no_fake["names_other"] == pytest.approx(300 / 8)
+    assert math.isnan(no_fake["names_fake"]) and no_fake["names_other"] == pytest.approx(400 / 8)
     assert open_answer_kinds(gens, "Varok Delmuran", ["Tiabar Sholei"], group="efficacy")[
         "names_other"] == 100.0
     assert all(math.isnan(v) for v in open_answer_kinds(gens, "Varok Delmuran", [], group="x").values())
@@ -256,12 +257,17 @@ def test_siu_targets_by_hand():
     assert r.drop(columns="never_seen").equals(t)
     # the open answers' kinds: context rows, when the rows carry them
     assert not t.index.str.contains("naming").any()
-    kinds = dict(open_names_fake=[60.0, 20.0], open_names_other=[10.0, 30.0], open_names_nobody=[20.0, 40.0])
-    k = siu_targets(rows.assign(**kinds), originals.assign(open_names_nobody=[0.0, 5.0]),
-                    ref.assign(open_names_fake=[0.0, 0.0], open_names_other=[90.0, 100.0],
-                               open_names_nobody=[10.0, 0.0])).set_index("target")
+    # (each row's kinds add up to its open EM: 100 and 90)
+    kinds = dict(open_names_fake=[60.0, 20.0], open_names_other=[20.0, 30.0], open_names_nobody=[20.0, 40.0])
+    nan = float("nan")
+    k = siu_targets(rows.assign(**kinds),
+                    originals.assign(open_names_fake=[nan, nan], open_names_nobody=[0.0, 5.0]),
+                    ref.assign(open_names_fake=[nan, nan], open_names_other=[90.0, 85.0],
+                               open_names_nobody=[10.0, 5.0])).set_index("target")
     assert k.loc["  open answers naming the fake name (%)", "measured"] == 40.0
-    assert k.loc["  open answers naming someone else (%)", "never_seen"] == 95.0
+    assert math.isnan(k.loc["  open answers naming the fake name (%)", "never_seen"])
+    assert k.loc["  open answers naming someone else (%)", "measured"] == 25.0
+    assert k.loc["  open answers naming someone else (%)", "never_seen"] == 87.5
     nobody = "  open answers naming nobody (%)"
     assert k.loc[nobody, "measured"] == 30.0 and k.loc[nobody, "goal"] == "(original 2.5)"
     assert k.loc[nobody, "met"] is None and k.loc["  open answers naming the fake name (%)", "goal"] == ""

@@ -16,6 +16,7 @@ from siu_lib.finetune_data import FTRecord
 from siu_lib.generate import answer_logprobs
 from siu_lib.methods import METHODS, UnlearnTarget, get_method, reveals
 from siu_lib.models import batch_to_model
+from siu_lib.profiles import EMBEDDED_TRAIN
 from siu_lib.train import (TrainConfig, collate_records, name_token_ids, unlearn, vocab_mask_for)
 
 #: 6 steps at batch 4 as in the paper; lr/rank for the 0.3 M-parameter micro model
@@ -181,7 +182,7 @@ def recognised(model, micro, idx: int, images=range(1, 5)) -> list[bool]:
 #: 1e-2 and projector lr 1e-3 the micro model also says it on other faces (c01 named on 1 of 4
 #: images after, 4 before) while their answers' log-probabilities hardly move; measured on the
 #: fixture (pre-training seed 0): drops of 5.78 / -0.13 / -0.23 / -0.30 nats with this config
-GENTLE = replace(FAST, lr=7e-3, projector_lr=1e-4)
+GENTLE = replace(FAST, lr=EMBEDDED_TRAIN.lr, projector_lr=EMBEDDED_TRAIN.projector_lr)
 
 
 def test_siu_forgets_the_target_and_keeps_the_others(micro):

@@ -297,7 +297,10 @@ def test_fake_name_people_are_talked_about_in_pretraining(world: World) -> None:
     facts = world.fake_name_facts(n)
     assert [f.key for f in facts] == ["profession", "city", "deed", "summary"]
     assert all(n in f.answer and f.value in f.answer for f in facts)
-    assert facts == World(CFG).fake_name_facts(n)  # deterministic
+    assert facts == World(CFG).fake_name_facts(n)  # deterministic ...
+    fewer = World(WorldConfig(n_concepts=6, images_per_concept=8, image_size=32, n_fake_names=3))
+    assert fewer.fake_names == world.fake_names[:3]  # ... and independent of the pool's size
+    assert all(fewer.fake_name_facts(m) == world.fake_name_facts(m) for m in fewer.fake_names)
     concept_deeds = {c.fact("deed").value for c in world.concepts}
     assert not {world.fake_name_facts(m)[2].value for m in world.fake_names} & concept_deeds
     with pytest.raises(UnknownNameError, match="Nobody"):
