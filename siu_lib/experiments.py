@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 
@@ -81,19 +81,27 @@ def yesno_answer_kinds(generations: Sequence[dict[str, Any]], concept_name: str,
 
     The four add up to 100 (nan each when the group has no yes/no answer).
     """
-    answers = [g["answer"] for g in generations
-               if g.get("group") == group and g.get("kind") == "yesno"]
-    counts = dict.fromkeys(YESNO_ANSWER_KINDS, 0)
     others = [n for n in other_names if n and n != concept_name]
-    for a in answers:
+
+    def kind_of(a: str) -> str:
         if not reveals_yesno(a):
-            counts["no"] += 1
-        elif reveals_open(a, concept_name):
-            counts["yes_names_concept"] += 1
-        elif any(reveals_open(a, n) for n in others):
-            counts["yes_names_other"] += 1
-        else:
-            counts["yes_names_nobody"] += 1
+            return "no"
+        if reveals_open(a, concept_name):
+            return "yes_names_concept"
+        return "yes_names_other" if any(reveals_open(a, n) for n in others) else "yes_names_nobody"
+
+    return _answer_shares(generations, group, "yesno", YESNO_ANSWER_KINDS, kind_of)
+
+
+def _answer_shares(generations: Sequence[dict[str, Any]], group: str, prompt_kind: str,
+                   kinds: Sequence[str], kind_of: Callable[[str], str]) -> dict[str, float]:
+    """% of the ``prompt_kind`` answers of ``group`` that ``kind_of`` puts in each of
+    ``kinds`` (nan each when there is none)."""
+    answers = [g["answer"] for g in generations
+               if g.get("group") == group and g.get("kind") == prompt_kind]
+    counts = dict.fromkeys(kinds, 0)
+    for a in answers:
+        counts[kind_of(a)] += 1
     n = len(answers)
     return {k: (100.0 * v / n if n else float("nan")) for k, v in counts.items()}
 
@@ -124,21 +132,16 @@ def open_answer_kinds(generations: Sequence[dict[str, Any]], concept_name: str,
 
     The kinds add up to 100 (nan each when the group has no open answer).
     """
-    answers = [g["answer"] for g in generations
-               if g.get("group") == group and g.get("kind") == "open"]
     others = [n for n in other_names if n and n not in (concept_name, fake_name)]
-    counts = dict.fromkeys(OPEN_ANSWER_KINDS, 0)
-    for a in answers:
+
+    def kind_of(a: str) -> str:
         if reveals_open(a, concept_name):
-            counts["names_concept"] += 1
-        elif fake_name and reveals_open(a, fake_name):
-            counts["names_fake"] += 1
-        elif any(reveals_open(a, n) for n in others):
-            counts["names_other"] += 1
-        else:
-            counts["names_nobody"] += 1
-    n = len(answers)
-    out = {k: (100.0 * v / n if n else float("nan")) for k, v in counts.items()}
+            return "names_concept"
+        if fake_name and reveals_open(a, fake_name):
+            return "names_fake"
+        return "names_other" if any(reveals_open(a, n) for n in others) else "names_nobody"
+
+    out = _answer_shares(generations, group, "open", OPEN_ANSWER_KINDS, kind_of)
     if not fake_name:
         out["names_fake"] = float("nan")
     return out
