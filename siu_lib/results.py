@@ -1,5 +1,5 @@
-"""The results contract: every run writes its config, seed, library versions and git commit
-beside its numbers, atomically (temp file + rename), so nothing half-written is left behind."""
+"""The results contract: every run writes its config, seed, library versions, git commit and
+machine beside its numbers, atomically (temp file + rename), so nothing half-written is left behind."""
 
 from __future__ import annotations
 
@@ -31,6 +31,31 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def machine_info() -> dict[str, Any]:
+    """The hardware that made a result: the CPU's model name, the instruction set PyTorch's
+    kernels use on it (``cpu_capability``, e.g. ``AVX2`` or ``AVX512``), the number of threads,
+    and the GPU's name when one is used (else ``None``).
+
+    Recorded because the numbers depend on it: PyTorch picks different floating-point
+    kernels for different instruction sets, and a pre-training run of thousands of steps
+    amplifies their rounding differences, so the same command, seed and library versions give
+    a different checkpoint (and different tables) on another kind of CPU. The README's
+    "Reproducing the numbers" section gives a measured example."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:  # not Linux
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads(), "gpu": gpu}
+
+
 def git_commit() -> str:
     """The repository's HEAD commit (with ``-dirty`` when the tree has changes), or
     ``"unknown"`` outside a git checkout."""
@@ -53,10 +78,11 @@ def config_digest(obj: Any, length: int = 12) -> str:
 
 
 def run_metadata(config: Any = None, seed: int | None = None, **extra: Any) -> dict[str, Any]:
-    """The provenance block written beside every result."""
+    """The provenance block written beside every result: ``config``, ``seed``, the library
+    versions, the git commit and the machine (:func:`machine_info`), plus ``extra``."""
     cfg = asdict(config) if is_dataclass(config) else config
     return {"config": cfg, "seed": seed, "versions": library_versions(),
-            "git_commit": git_commit(), **extra}
+            "git_commit": git_commit(), "machine": machine_info(), **extra}
 
 
 def _jsonable(o: Any) -> Any:

@@ -343,7 +343,8 @@ class UnlearnResult:
 
     def save(self, folder: str | Path) -> Path:
         """Save the adapter (loadable with ``PeftModel.from_pretrained``) or the full model,
-        and ``unlearn.json`` with method, configs, seed, loss history, versions and commit."""
+        and ``unlearn.json`` with method, configs, seed, loss history, versions, commit and
+        machine."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(folder)

@@ -4,6 +4,7 @@ micro world (tests/conftest.py)."""
 from __future__ import annotations
 
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -209,6 +210,10 @@ def test_saved_adapter_loads_with_peft(micro, tmp_path):
     folder = result.save(tmp_path / "adapter")
     meta = (folder / "unlearn.json").read_text()
     assert '"method": "siu"' in meta and '"git_commit"' in meta and '"seed": 0' in meta
+    machine = json.loads(meta)["machine"]  # the numbers depend on the CPU's kernels
+    assert machine["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert machine["threads"] == torch.get_num_threads() and machine["cpu"]
+    assert machine["gpu"] == (torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
     reloaded = PeftModel.from_pretrained(micro.fresh(), folder)
     batch = collate_records(micro.processor, result.records[:2])
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "token_mask", "is_forget")}
