@@ -182,7 +182,8 @@ def recognised(model, micro, idx: int, images=range(1, 5)) -> list[bool]:
 #: projector lr 1e-4). Since world revision 7 the fake name is learnable, and with FAST's lr
 #: 1e-2 and projector lr 1e-3 the micro model also says it on other faces (c01 named on 1 of 4
 #: images after, 4 before) while their answers' log-probabilities hardly move; measured on the
-#: fixture (pre-training seed 0): drops of 5.78 / -0.13 / -0.23 / -0.30 nats with this config
+#: fixture (pre-training seed 0): drops of 5.78 / -0.13 / -0.23 / -0.30 nats with this config on
+#: session 10's machine, 4.41 / -0.17 / -0.24 / -0.26 on an AVX2 machine (session 11)
 GENTLE = replace(FAST, lr=EMBEDDED_TRAIN.lr, projector_lr=EMBEDDED_TRAIN.projector_lr)
 
 
