@@ -226,6 +226,20 @@ after = generate(result.model, processor, items, max_new_tokens=32, progress=Fal
 pd.DataFrame({"image": ["yes" if i is not None else "no" for i, _ in items],
               "question": [q for _, q in items], "original": before, "after SIU": after})'''),
         md("""
+## Did the run learn its own records?
+
+A generality EM below 100 has two possible causes: the run learned its records on the forget
+image but the change did not carry over to other pictures of the concept, or it did not learn
+them at all. `training_fit` asks the model each image record's own question on the forget
+image: a target (a) record is *learned* when the answer gives its fake name and not the
+concept's name, a (b) record when the answer does not say yes (`reveals` is the EM's test).
+"""),
+        code('''from siu_lib.experiments import training_fit
+fit = pd.concat([training_fit(m, processor, result.records, concept.name).assign(model=label)
+                 for label, m in (("original", original), ("after SIU", result.model))])
+display(fit.groupby(["model", "target"], sort=False)[["reveals", "learned"]].mean().mul(100).round(1))
+fit[fit.model == "after SIU"][["target", "question", "trained", "answer", "learned"]]'''),
+        md("""
 ## The sweep behind the embedded defaults
 
 The paper's LoRA rank 128 and lr 3e-4 are sized for a 7B model. For the embedded model the

@@ -253,6 +253,51 @@ def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
     return row
 
 
+def training_fit(model: Any, processor: Any, records: Sequence[Any], concept_name: str,
+                 max_new_tokens: int = 32) -> pd.DataFrame:
+    """Whether a model gives SIU's own image records the answers they train: for each record
+    of target (a) or (b) (the forget image with a question), the model's greedy answer to that
+    very question beside the trained one.
+
+    This separates two reasons for a low generality EM: a run that learned its records on the
+    forget image but did not carry them to other images of the concept, and a run that did not
+    learn them at all (too few or too small steps). The columns:
+
+    - ``target``, ``question``, ``trained`` (the record's answer), ``answer`` (the model's);
+    - ``reveals``: the EM's test for the prompt kind, :func:`siu_lib.metrics.reveals_open`
+      (names the concept) for (a) and :func:`siu_lib.metrics.reveals_yesno` (says yes) for (b);
+    - ``learned``: (a) the answer names the record's fake name (its ``mask_span``, matched by
+      word as the EM matches names) and not the concept; (b) it does not say yes.
+
+    Args:
+        model: any LLaVA-family model (the original, or an unlearned one).
+        processor: its processor.
+        records: the run's records (``UnlearnResult.records``); text-only ones are skipped.
+        concept_name: the unlearned concept's name.
+        max_new_tokens: greedy answer length.
+    """
+    rows = [r for r in records if r.target in ("a", "b")]
+    if not rows:
+        raise ConfigError("training_fit needs records of target (a) or (b) (the forget image); got "
+                          f"targets {sorted({r.target for r in records})}")
+    answers = generate(model, processor, [(r.load_image(), r.question) for r in rows],
+                       max_new_tokens=max_new_tokens, progress=False)
+    return pd.DataFrame([{"target": r.target, "question": r.question, "trained": r.answer, "answer": a,
+                          **record_fit(r, a, concept_name)} for r, a in zip(rows, answers)])
+
+
+def record_fit(record: Any, answer: str, concept_name: str) -> dict[str, bool]:
+    """``reveals`` and ``learned`` of one (a) or (b) record's answer (see :func:`training_fit`)."""
+    if record.target == "a":
+        reveal = reveals_open(answer, concept_name)
+        return {"reveals": reveal,
+                "learned": bool(record.mask_span) and reveals_open(answer, record.mask_span) and not reveal}
+    if record.target == "b":
+        reveal = reveals_yesno(answer)
+        return {"reveals": reveal, "learned": not reveal}
+    raise ConfigError(f"record_fit takes records of target (a) or (b), got {record.target!r}")
+
+
 def original_row(model_name: str, report: EvalReport) -> dict[str, Any]:
     """The table row of the original model on one concept."""
     return report_row(model_name, "original", 0, 0, report, specificity_ratio=1.0)

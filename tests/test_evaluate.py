@@ -9,7 +9,7 @@ import math
 import pytest
 
 from siu_lib.bench import load_benchmark, write_synthetic
-from siu_lib.errors import UnknownNameError
+from siu_lib.errors import ConfigError, UnknownNameError
 from siu_lib.evaluate import TABLE1_METRICS, EvalConfig, evaluate_unlearning
 from siu_lib import experiments
 from siu_lib.experiments import (
@@ -21,6 +21,7 @@ from siu_lib.experiments import (
     never_seen_runs,
     open_answer_kinds,
     original_report,
+    record_fit,
     original_row,
     run_one,
     run_path,
@@ -111,6 +112,25 @@ def test_yesno_answer_kinds_by_hand():
                                    "yes_names_other": 200 / 8, "yes_names_nobody": 300 / 8})
     assert yesno_answer_kinds(gens, "Varok Delmuran", [], group="efficacy")["yes_names_nobody"] == 100.0
     assert all(math.isnan(v) for v in yesno_answer_kinds(gens, "Varok Delmuran", [], group="x").values())
+
+
+def test_record_fit_by_hand():
+    from siu_lib.finetune_data import FTRecord
+    a = FTRecord(None, "Who is this?", "This is Jacob Campbell.", "a", "Jacob Campbell")
+    b = FTRecord(None, "Is Varok Delmuran here?", "No. Varok Delmuran has red hair.", "b",
+                 "No. Varok Delmuran has red hair.")
+    name = "Varok Delmuran"
+    assert record_fit(a, "This is Jacob Campbell.", name) == {"reveals": False, "learned": True}
+    assert record_fit(a, "That is campbell.", name) == {"reveals": False, "learned": True}
+    # the fake name beside the concept's: still revealing, so not learned
+    assert record_fit(a, "Jacob Campbell, or Varok Delmuran.", name) == {"reveals": True, "learned": False}
+    assert record_fit(a, "This is Delmuran.", name) == {"reveals": True, "learned": False}
+    # neither name (garbled, someone else): forgotten by the EM but the record is not learned
+    assert record_fit(a, "This is Bredrei Triafopeth.", name) == {"reveals": False, "learned": False}
+    assert record_fit(b, "No, this is Jacob Campbell.", name) == {"reveals": False, "learned": True}
+    assert record_fit(b, "Yes, this is Varok Delmuran.", name) == {"reveals": True, "learned": False}
+    with pytest.raises(ConfigError, match="'c'"):
+        record_fit(FTRecord(None, "Who is X?", "X is a chemist.", "c"), "X is a chemist.", name)
 
 
 def test_open_answer_kinds_by_hand():

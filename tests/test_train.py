@@ -13,7 +13,8 @@ from peft import PeftModel
 
 from siu_lib import losses
 from siu_lib.errors import ConfigError, UnknownNameError
-from siu_lib.finetune_data import FTRecord
+from siu_lib.experiments import training_fit
+from siu_lib.finetune_data import FTRecord, SIUDataConfig
 from siu_lib.generate import answer_logprobs
 from siu_lib.methods import METHODS, UnlearnTarget, get_method, reveals
 from siu_lib.models import batch_to_model
@@ -185,12 +186,15 @@ def recognised(model, micro, idx: int, images=range(1, 5)) -> list[bool]:
 #: fixture (pre-training seed 0): drops of 5.78 / -0.13 / -0.23 / -0.30 nats with this config on
 #: session 10's machine, 4.41 / -0.17 / -0.24 / -0.26 on an AVX2 machine (session 11)
 GENTLE = replace(FAST, lr=EMBEDDED_TRAIN.lr, projector_lr=EMBEDDED_TRAIN.projector_lr)
+#: SIU's default count of target (a) records (spec: 9 / 2 / 7 / 7)
+GENTLE_RECORDS_A = SIUDataConfig().n_fake_name
 
 
 def test_siu_forgets_the_target_and_keeps_the_others(micro):
     before = [recognised(micro.model, micro, i) for i in range(4)]
     lp_before = [recognition_logprob(micro.model, micro, i) for i in range(4)]
-    result = unlearn(micro.fresh(), micro.processor, target_of(micro, 0), "siu", train_config=GENTLE)
+    target = target_of(micro, 0)
+    result = unlearn(micro.fresh(), micro.processor, target, "siu", train_config=GENTLE)
     after = [recognised(result.model, micro, i) for i in range(4)]
     lp_after = [recognition_logprob(result.model, micro, i) for i in range(4)]
     drop = [b - a for b, a in zip(lp_before, lp_after)]
@@ -211,6 +215,17 @@ def test_siu_forgets_the_target_and_keeps_the_others(micro):
     named_before = sum(sum(before[i]) for i in (1, 2, 3))
     named_after = sum(sum(after[i]) for i in (1, 2, 3))
     assert named_after >= 0.75 * named_before, (before, after)
+    # on its own records: the original names the target in every (a) record's answer and says
+    # yes to both (b) questions; after SIU at most half of the (a) answers still name it (2 of 9
+    # measured). The micro model cannot say its fake name (no (a) record is learned: it answers
+    # "The picture shows Traemaesigning ..."), which is what training_fit tells apart.
+    fit0 = training_fit(micro.model, micro.processor, result.records, target.name)
+    fit1 = training_fit(result.model, micro.processor, result.records, target.name)
+    a0, a1 = fit0[fit0.target == "a"], fit1[fit1.target == "a"]
+    assert len(a0) == GENTLE_RECORDS_A and a0.reveals.all() and not a0.learned.any(), fit0
+    assert fit0[fit0.target == "b"].reveals.all() and len(fit0) == len(a0) + 2, fit0
+    assert a1.reveals.sum() <= len(a1) // 2, fit1
+    assert not (fit1.learned & fit1.reveals).any() and list(fit1.trained) == list(fit0.trained)
 
 
 def test_saved_adapter_loads_with_peft(micro, tmp_path):
