@@ -3,13 +3,16 @@
 * ``world.csv``: the world renderer's images/second, the MMUBench writer's and loader's time.
 * ``pretrain.csv``: the embedded models' pre-training wall time and what they know (the
   issue-3 targets), for the ``default`` profile's checkpoints (built, and timed, when missing).
+* ``pretrain_step_cost.csv``: seconds per pre-training step of each embedded size (alignment
+  stage and full mixture, in the profile's precision and the other), measured side by side,
+  and the wall time the profile's step count would take here against issue 3's 10 minutes.
 * ``step_cost.csv``: seconds and peak memory of one unlearning step per method, with ratios to
   a plain CE step on the same batch. Times are medians of interleaved repeats measured side by
   side in one process (absolute times drift on a shared machine; ratios do not); peak memory is
   measured in a fresh child process per method (on a CPU the sampled peak RSS during the steps
   minus the RSS before them; ``torch.cuda.max_memory_allocated`` on a GPU).
 
-Usage: ``python scripts/bench.py [--only world|pretrain|step] [--sizes tiny,small] [--repeats N]``
+Usage: ``python scripts/bench.py [--only world|pretrain|pretrain_step|step] [--sizes tiny,small] [--repeats N]``
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -75,6 +79,39 @@ def bench_pretrain(profile_name: str = "default") -> pd.DataFrame:
                    for size in profile.models}
     table, _ = pretrain_table(checkpoints, bench, World(profile.world), profile.eval_images)
     return table
+
+
+def bench_pretrain_steps(sizes: list[str], profile_name: str = "default", n_steps: int = 24) -> pd.DataFrame:
+    """Seconds per pre-training step of each embedded size, measured side by side in one run
+    (:func:`siu_lib.embedded.pretrain_step_seconds`), in the profile's precision and in the
+    other one, with the wall time the profile's step count would take on this machine and its
+    ratio to issue 3's 10-minute budget: a check of the time target in a few minutes.
+    ``native_bf16`` in the provenance says whether this CPU has bfloat16 arithmetic
+    (:func:`siu_lib.results.cpu_has_native_bf16`, which the profile's precision follows)."""
+    from siu_lib.embedded import PRETRAIN_BUDGET_SECONDS, pretrain_step_seconds, projected_pretrain_seconds
+    from siu_lib.profiles import get_profile
+
+    profile = get_profile(profile_name)
+    world = World(profile.world)
+    rows = []
+    for size in sizes:
+        cfg = profile.pretrain[size]
+        for bf16 in (cfg.bf16, not cfg.bf16):
+            run_cfg = replace(cfg, bf16=bf16)
+            # the other precision gets one bucket of steps: without native bf16 a step of it
+            # can take over ten seconds
+            steps = n_steps if bf16 == cfg.bf16 else cfg.bucket_batches
+            per_step = pretrain_step_seconds(world, profile.models[size], run_cfg, n_steps=steps,
+                                             warmup_steps=1)
+            print(size, "bf16" if bf16 else "fp32", per_step, flush=True)
+            projected = projected_pretrain_seconds(per_step, run_cfg)
+            rows.append({"model": size, "bf16": bf16, "profile_precision": bf16 == cfg.bf16,
+                         "timed_steps": steps,
+                         "seconds_per_step_align": round(per_step["align"], 4),
+                         "seconds_per_step_full": round(per_step["full"], 4),
+                         "profile_steps": cfg.steps, "projected_seconds": round(projected, 1),
+                         "budget_ratio": round(projected / PRETRAIN_BUDGET_SECONDS, 3)})
+    return pd.DataFrame(rows)
 
 
 def _setup(size: str, batch: int, method: str):
@@ -164,7 +201,7 @@ def bench_steps(sizes: list[str], batch: int = 4, repeats: int = 15) -> pd.DataF
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=("world", "pretrain", "step"), default=None)
+    parser.add_argument("--only", choices=("world", "pretrain", "pretrain_step", "step"), default=None)
     parser.add_argument("--sizes", default="tiny,small")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--child-memory", nargs=3, metavar=("SIZE", "BATCH", "METHOD"), help=argparse.SUPPRESS)
@@ -183,12 +220,19 @@ def main() -> None:
         table = bench_pretrain()
         atomic_write_csv(OUT / "pretrain.csv", table)
         print(table.to_string(index=False))
+    if args.only in (None, "pretrain_step"):
+        cost = bench_pretrain_steps(args.sizes.split(","))
+        atomic_write_csv(OUT / "pretrain_step_cost.csv", cost)
+        print(cost.to_string(index=False))
     if args.only in (None, "step"):
         steps = bench_steps(args.sizes.split(","), repeats=args.repeats)
         atomic_write_csv(OUT / "step_cost.csv", steps)
         print(steps.to_string(index=False))
-    atomic_write_json(OUT / "provenance.json", run_metadata({"argv": sys.argv[1:]}, None,
-                      device="cuda" if torch.cuda.is_available() else "cpu"))
+    meta = run_metadata({"argv": sys.argv[1:]}, None, device="cuda" if torch.cuda.is_available() else "cpu")
+    if args.only in (None, "pretrain_step"):  # its own record: it is often run alone
+        atomic_write_json(OUT / "pretrain_step_cost.json", meta)
+    if args.only != "pretrain_step":
+        atomic_write_json(OUT / "provenance.json", meta)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,55 @@ def build_and_pretrain(world: World, model_cfg: EmbeddedConfig, train_cfg: Pretr
     seconds = time.perf_counter() - t0
     info = {"params": count_parameters(model), "pretrain_seconds": seconds, "losses": losses}
     return model, processor, info
+
+
+#: the pre-training budget of issue 3, per model size on 2 CPU cores (seconds)
+PRETRAIN_BUDGET_SECONDS = 600.0
+
+
+def pretrain_step_seconds(world: World, model_cfg: EmbeddedConfig, train_cfg: PretrainConfig,
+                          n_steps: int = 24, warmup_steps: int = 3) -> dict[str, float]:
+    """Seconds per pre-training step of a freshly built model, in each stage of the world's
+    example stream: ``{"align": ..., "full": ...}``.
+
+    Each stage runs :func:`~siu_lib.models.pretrain` for ``warmup_steps`` (not timed:
+    allocation) and then ``n_steps`` timed steps, with ``train_cfg``'s batch size, precision and
+    bucketing, so a step costs what it costs in :func:`build_and_pretrain`: drawing and
+    rendering the examples, the processor, forward, backward and the optimiser. The model
+    really trains (at ``train_cfg.lr`` from a fresh init). Keep ``n_steps`` a multiple of
+    ``train_cfg.bucket_batches``: examples are drawn that many batches at a time, so other
+    counts over- or under-charge the drawing. Use
+    :func:`projected_pretrain_seconds` to turn the result into a wall-time estimate for the
+    configured step count on this machine, in a minute instead of a full pre-training run.
+    """
+    if n_steps < 1 or warmup_steps < 0:
+        raise ConfigError(f"n_steps must be >= 1 and warmup_steps >= 0, got {n_steps}, {warmup_steps}")
+    tokenizer = train_tokenizer(world.texts(), model_cfg.vocab_size)
+    model, processor = build_embedded_model(model_cfg, tokenizer, seed=train_cfg.seed)
+    out = {}
+    for stage, align in (("align", 10**9), ("full", 0)):
+        stream = world.pretraining_stream(train_cfg.seed, align_examples=align)
+
+        def next_example(_rng: Any, stream=stream) -> Example:
+            e = next(stream)
+            return Example(e.image, e.question, e.answer)
+
+        if warmup_steps:
+            pretrain(model, processor, next_example, replace(train_cfg, steps=warmup_steps, warmup=0),
+                     progress=False)
+        t0 = time.perf_counter()
+        pretrain(model, processor, next_example, replace(train_cfg, steps=n_steps, warmup=0), progress=False)
+        out[stage] = (time.perf_counter() - t0) / n_steps
+    return out
+
+
+def projected_pretrain_seconds(step_seconds: dict[str, float], train_cfg: PretrainConfig) -> float:
+    """Wall time of ``train_cfg``'s pre-training at the measured seconds per step of each
+    stage (:func:`pretrain_step_seconds`): ``align_fraction`` of the steps (rounded as
+    :func:`build_and_pretrain` rounds them) at the alignment stage's cost, the rest at the
+    full mixture's."""
+    align = int(round(train_cfg.align_fraction * train_cfg.steps))
+    return align * step_seconds["align"] + (train_cfg.steps - align) * step_seconds["full"]
 
 
 def ensure_pretrained(world_cfg: WorldConfig, model_cfg: EmbeddedConfig, train_cfg: PretrainConfig,

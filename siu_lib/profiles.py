@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from .errors import UnknownNameError
 from .models import EmbeddedConfig, PretrainConfig, embedded_config
+from .results import cpu_has_native_bf16
 from .train import TrainConfig
 from .world import WorldConfig
 
@@ -84,11 +85,16 @@ PROFILES: dict[str, Profile] = {
         world=WorldConfig(world_seed=0, n_concepts=20, images_per_concept=50, image_size=64),
         models={"tiny": embedded_config("tiny"), "small": embedded_config("small")},
         # step counts sized to the 10-minute pre-training budget on 2 cores: tiny 0.21 s/step;
-        # small 0.43 s/step with bf16 autocast (1.3x faster than fp32 at its widths)
+        # small 0.43 s/step with bf16 autocast (1.3x faster than fp32 at its widths), on the
+        # machine that made the committed tables. bf16 only where the CPU multiplies bfloat16
+        # natively (cpu_has_native_bf16): elsewhere PyTorch's generic bf16 kernel made small
+        # 20x slower than fp32 (16.4 vs 0.82 s/step on an AVX2 EPYC, `make bench`'s
+        # pretrain_step_cost.csv: 5.8 h instead of 17.6 min for its 1250 steps), so
+        # small pre-trains in fp32 there (a different config, hence its own checkpoint key)
         pretrain={"tiny": PretrainConfig(steps=2600, batch_size=16, lr=2e-3, align_fraction=0.25,
                                          bucket_batches=8, log_every=50),
                   "small": PretrainConfig(steps=1250, batch_size=16, lr=1.5e-3, align_fraction=0.25,
-                                          bucket_batches=8, bf16=True, log_every=50)},
+                                          bucket_batches=8, bf16=cpu_has_native_bf16(), log_every=50)},
         unlearn=EMBEDDED_TRAIN,
         eval_images=49,
         unlearn_concepts=5,

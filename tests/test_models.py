@@ -492,3 +492,42 @@ def test_every_token_of_every_fake_name_is_a_pretraining_answer_token(micro) -> 
     others = [e for e in (world.pretraining_example(rng) for _ in range(800))
               if e.task != "fake_name_facts"]
     assert name_ids - answer_ids(others)
+
+
+def test_pretrain_step_seconds_times_both_stages_and_projects_the_budget():
+    """The time-target check of ``make bench`` (``pretrain_step_cost.csv``): per-step seconds of
+    both stages from real steps of a fresh micro model, and their projection to a step count,
+    with the alignment steps rounded as pre-training rounds them."""
+    from conftest import MICRO_MODEL, MICRO_PRETRAIN, MICRO_WORLD
+
+    from siu_lib.embedded import pretrain_step_seconds, projected_pretrain_seconds
+    from siu_lib.world import World
+
+    cfg = replace(MICRO_PRETRAIN, batch_size=4, bucket_batches=2)
+    per_step = pretrain_step_seconds(World(MICRO_WORLD), MICRO_MODEL, cfg, n_steps=2, warmup_steps=1)
+    assert set(per_step) == {"align", "full"}
+    assert all(0 < v < 60 for v in per_step.values()), per_step
+    # 10 steps with align_fraction 0.25: round(2.5) = 2 alignment steps, 8 of the full mixture
+    by_hand = {"align": 0.5, "full": 0.25}
+    assert projected_pretrain_seconds(by_hand, replace(cfg, steps=10, align_fraction=0.25)) == 2 * 0.5 + 8 * 0.25
+    assert projected_pretrain_seconds(by_hand, replace(cfg, steps=2600, align_fraction=0.25)) == 650 * 0.5 + 1950 * 0.25
+    assert projected_pretrain_seconds(by_hand, replace(cfg, steps=10, align_fraction=0.0)) == 10 * 0.25
+    with pytest.raises(ConfigError, match="n_steps"):
+        pretrain_step_seconds(World(MICRO_WORLD), MICRO_MODEL, cfg, n_steps=0)
+
+
+def test_native_bf16_is_read_from_the_cpu_flags_and_sets_the_small_profile_precision():
+    from siu_lib.profiles import get_profile
+    from siu_lib.results import cpu_has_native_bf16, machine_info
+
+    avx2 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\n"
+    sapphire = "model name\t: Intel Xeon\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile amx_bf16\n"
+    assert cpu_has_native_bf16(avx2) is False
+    assert cpu_has_native_bf16(sapphire) is True
+    assert cpu_has_native_bf16("flags\t: avx512f amx_bf16") is True
+    assert cpu_has_native_bf16("flags\t: avx512f avx512bw avx512vl") is False  # AVX-512 alone: no
+    assert cpu_has_native_bf16("") is False  # no /proc/cpuinfo (not Linux): fp32
+    native = cpu_has_native_bf16()
+    assert machine_info()["native_bf16"] is native  # recorded in every result's provenance
+    profile = get_profile("default")
+    assert profile.pretrain["small"].bf16 is native and profile.pretrain["tiny"].bf16 is False
