@@ -244,7 +244,9 @@ fit[fit.model == "after SIU"][["target", "question", "trained", "answer", "learn
 
 The paper's LoRA rank 128 and lr 3e-4 are sized for a 7B model. For the embedded model the
 learning rate, the LoRA rank and the projector's own learning rate are swept here on the first
-concept (seed 0, 6 steps), and the rule is: **the largest generality EM among the settings that
+concept (seed 0, 6 steps): rank 16 and the paper's rank 128 (alpha twice the rank), each over
+learning rates around where it starts to cost the other concepts' recognition (a larger rank
+moves further per step, so it gets smaller rates). The rule is: **the largest generality EM among the settings that
 keep the other concepts' recognition ≥ 95% of the original's and the own facts ≥ 90%** (no
 setting reaches issue 4's forgetting targets, so forgetting is what is traded). One concept and
 one seed are noisy, so the profile's values were chosen by the same rule on the targets
@@ -260,8 +262,8 @@ from siu_lib.experiments import RunSpec, em_split_columns, load_run, original_re
 eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
 orig_eval = original_report(original, processor, bench, concept.concept_id, eval_cfg)
 sweep = []
-for lr in (5e-3, 7e-3, 1e-2):
-    for r in (8, 16):
+for r, lrs in ((16, (5e-3, 7e-3, 1e-2)), (128, (1.5e-3, 2e-3, 3e-3))):
+    for lr in lrs:
         for projector_lr in (1e-3, 1e-4):
             cfg = replace(profile.unlearn, lr=lr, lora_r=r, lora_alpha=2 * r, projector_lr=projector_lr)
             row = run_one(RunSpec("tiny", concept.concept_id, "siu", 0, 6), original, processor, bench,

@@ -3,7 +3,8 @@
 A world is fully determined by :class:`WorldConfig` ``(world_seed, n_concepts,
 images_per_concept, image_size)``. It holds
 
-* **concepts**: drawn characters with a multi-token invented name, a visual attribute list
+* **concepts**: drawn characters with a multi-token invented name (both words beginning with
+  the concept's own letter, fake names with letters no concept has), a visual attribute list
   (face shape, skin, hair colour and style, eyes, glasses, beard, hat, clothing, mark) chosen
   so that every two identities differ in at least ``min_attribute_distance`` visible
   attributes and in at least ``min_color_distance`` of the large coloured areas (skin, hair,
@@ -37,7 +38,7 @@ from .errors import ConfigError, UnknownNameError
 
 #: bumped whenever rendering or text generation changes, so that cached benchmark instances
 #: and checkpoints built from an older world are rebuilt rather than reused
-WORLD_REVISION = 7
+WORLD_REVISION = 10
 
 # ----------------------------------------------------------------------------- attributes
 
@@ -126,19 +127,40 @@ DEED_OBJECTS = ("the glass bridge", "a silver comet", "the tallest lighthouse", 
 # ----------------------------------------------------------------------------- names
 
 _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "th", "br",
-           "dr", "kr", "tr", "st", "gr", "sh")
+           "dr", "kr", "tr", "st", "gr", "sh", "h", "j", "w", "y", "c", "ch", "qu", "x", "kl",
+           "pl", "fl", "sk")
 _VOWELS = ("a", "e", "i", "o", "u", "ae", "ei", "ou", "ia")
 _CODAS = ("", "", "n", "r", "l", "s", "m", "th", "k")
+#: the letters a concept's name may begin with (one per concept, see :func:`_invent_name`)
+CONCEPT_INITIALS = tuple(sorted({o[0] for o in _ONSETS}))
+#: the letters a fake name may begin with: every initial a world's concepts leave free
+NAME_INITIALS = tuple(sorted(set(CONCEPT_INITIALS) | {v[0] for v in _VOWELS}))
 
 
-def _word(rng: random.Random, syllables: int) -> str:
-    parts = [rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(syllables)]
+def _word(rng: random.Random, syllables: int, initial: str) -> str:
+    """An invented word of ``syllables`` onset+vowel syllables beginning with ``initial``."""
+    firsts = [o + v for o in _ONSETS + ("",) for v in _VOWELS if (o + v)[0] == initial]
+    parts = [rng.choice(firsts)] + [rng.choice(_ONSETS) + rng.choice(_VOWELS)
+                                    for _ in range(syllables - 1)]
     parts[-1] += rng.choice(_CODAS)
     return "".join(parts).capitalize()
 
 
-def _invent_name(rng: random.Random) -> str:
-    return f"{_word(rng, 2)} {_word(rng, rng.choice((2, 3)))}"
+def _invent_name(rng: random.Random, initial: str) -> str:
+    """A two-word name whose words both begin with ``initial``.
+
+    A world gives every concept its own initial and its fake names the initials no concept
+    has (revision 10), so that no two names of a world begin with the same token. The embedded
+    tokenizer splits a name's first letter off as its first token ("Drati" -> "ĠD", "rat",
+    "i"); with shared initials, SIU's cross-entropy on the fake name, which lowers the
+    target's first token and raises the fake name's, also unnamed every concept whose name
+    begins like the target's or the fake name's (revision 7's tiny, SIU on c01 "Drati
+    Detreilor" with the fake name "Broviak Stobreshor": c05 "Brovoum Dreiliatam" became the
+    fake name on 8 of 8 images, c06 "Donus Kotu" and c10 "Digeim Thushidouk" lost 7 and 8 of
+    8, and no other concept lost one). A real model's vocabulary gives people's names far
+    more distinct first tokens than a 1200-token one.
+    """
+    return f"{_word(rng, 2, initial)} {_word(rng, rng.choice((2, 3)), initial)}"
 
 
 # ----------------------------------------------------------------------------- text banks
@@ -322,7 +344,8 @@ class WorldConfig:
 
     Attributes:
         world_seed: seed of names, looks, facts and images; another seed, another world.
-        n_concepts: number of identities (the paper's MMUBench has 20).
+        n_concepts: number of identities (the paper's MMUBench has 20; at most 21, each name
+            begins with its own letter: :func:`_invent_name`).
         images_per_concept: images per concept in the benchmark: 1 forget image + the rest
             for generality (the paper: at least 50).
         image_size: side of the square RGB images in pixels.
@@ -354,6 +377,9 @@ class WorldConfig:
         if self.n_concepts > len(DEED_VERBS) * len(DEED_OBJECTS):
             raise ConfigError(f"n_concepts must be <= {len(DEED_VERBS) * len(DEED_OBJECTS)} "
                               f"(one unique deed each), got {self.n_concepts}")
+        if self.n_concepts > len(CONCEPT_INITIALS):
+            raise ConfigError(f"n_concepts must be <= {len(CONCEPT_INITIALS)} (each concept's name "
+                              f"has its own initial), got {self.n_concepts}")
         if self.n_fake_names < 1 or self.group_photos_per_pair < 0:
             raise ConfigError(f"n_fake_names must be >= 1 and group_photos_per_pair >= 0, got "
                               f"{self.n_fake_names}, {self.group_photos_per_pair}")
@@ -389,10 +415,10 @@ class World:
         cfg = self.config
         names: list[str] = []
         words: set[str] = set()
-        while len(names) < cfg.n_concepts:
-            name = _invent_name(rng)
-            if any(w.lower() in words for w in name.split()):
-                continue
+        for initial in rng.sample(CONCEPT_INITIALS, cfg.n_concepts):  # one initial each
+            name = _invent_name(rng, initial)
+            while any(w.lower() in words for w in name.split()):
+                name = _invent_name(rng, initial)
             names.append(name)
             words.update(w.lower() for w in name.split())
         looks: list[dict[str, str]] = []
@@ -427,9 +453,11 @@ class World:
 
     def _make_fake_names(self, rng: random.Random) -> list[str]:
         taken = {w.lower() for c in self.concepts for w in c.name.split()}
+        used = {c.name[0].lower() for c in self.concepts}
+        free = [i for i in NAME_INITIALS if i not in used]  # never empty: see WorldConfig
         pool: list[str] = []
         while len(pool) < self.config.n_fake_names:
-            name = _invent_name(rng)
+            name = _invent_name(rng, rng.choice(free))
             ws = [w.lower() for w in name.split()]
             if any(w in taken for w in ws):
                 continue

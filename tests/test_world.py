@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from siu_lib.errors import ConfigError, UnknownNameError
+from siu_lib.models import train_tokenizer
 from siu_lib.world import SALIENT_ATTRIBUTES, World, WorldConfig, color_distance
 
 CFG = WorldConfig(n_concepts=6, images_per_concept=8, image_size=32)
@@ -60,6 +61,26 @@ def test_names_are_two_distinct_words_and_fake_names_are_disjoint() -> None:
     fake_words = {x.lower() for n in w.fake_names for x in n.split()}
     assert len(w.fake_names) == w.config.n_fake_names
     assert fake_words.isdisjoint(words)
+
+
+def test_no_two_names_begin_with_the_same_token() -> None:
+    """Revision 10: each concept's two words begin with the concept's own letter, and fake
+    names with letters no concept has, so the world's tokenizer gives every concept's name its
+    own first token and no fake name begins like a concept's name."""
+    w = World(WorldConfig(n_concepts=20, image_size=32))
+    initials = [c.name[0] for c in w.concepts]
+    assert len(set(initials)) == len(initials)
+    assert all({x[0] for x in c.name_words} == {c.name[0]} for c in w.concepts)
+    assert not {x[0] for n in w.fake_names for x in n.split()} & set(initials)
+    tok = train_tokenizer(w.texts(), 1200)
+
+    def first(name: str) -> int:
+        return tok(" " + name, add_special_tokens=False)["input_ids"][0]
+
+    concept_firsts = [first(c.name) for c in w.concepts]
+    assert len(set(concept_firsts)) == len(concept_firsts)
+    assert not {first(n) for n in w.fake_names} & set(concept_firsts)
+    assert all(len(tok(" " + c.name, add_special_tokens=False)["input_ids"]) >= 4 for c in w.concepts)
 
 
 def test_every_two_concepts_differ_in_enough_visible_attributes() -> None:
@@ -182,16 +203,17 @@ def test_withheld_concepts_are_never_shown(world: World, monkeypatch) -> None:
     """The never-seen reference's stream: no picture of a withheld concept (alone, in a group,
     or its forget image), its name only in text facts and in yes/no questions answered "no"
     on someone else's picture; with nothing withheld, the ordinary stream record for record."""
-    # the ordinary stream's first 80 records, fingerprinted when world revision 7 landed
-    # (revision 6's, "5eab950ce13d67f2", was unchanged by ``withheld``): a change to the
-    # stream must bump WORLD_REVISION, or cached checkpoints of another stream are reused
+    # the ordinary stream's first 80 records, fingerprinted when world revision 10 landed
+    # (revision 7's was "a4587ebfffa2cd97", revision 6's "5eab950ce13d67f2", unchanged by
+    # ``withheld``): a change to the stream must bump WORLD_REVISION, or cached checkpoints
+    # of another stream are reused
     h = hashlib.sha256()
     for e in itertools.islice(world.pretraining_stream(seed=2, align_examples=20, withheld=()), 80):
         h.update(e.question.encode())
         h.update(e.answer.encode())
         if e.image is not None:
             h.update(e.image.tobytes())
-    assert h.hexdigest()[:16] == "a4587ebfffa2cd97"
+    assert h.hexdigest()[:16] == "12acba9342af2c7d"
     # an iterator of ids is read once, not used up by the first record
     it = itertools.islice(world.pretraining_stream(seed=2, withheld=iter(["c00"])), 400)
     assert all(world.concepts[0].name not in e.answer or e.task in ("facts", "yesno") for e in it)
@@ -266,7 +288,8 @@ def test_general_vqa_answers_follow_the_attributes(world: World) -> None:
 # ----------------------------------------------------------------------------- errors
 
 @pytest.mark.parametrize("kwargs, value", [
-    ({"n_concepts": 1}, "1"), ({"images_per_concept": 1}, "1"), ({"image_size": 16}, "16")])
+    ({"n_concepts": 1}, "1"), ({"n_concepts": 22}, "22"), ({"images_per_concept": 1}, "1"),
+    ({"image_size": 16}, "16")])
 def test_bad_config_raises_config_error(kwargs: dict, value: str) -> None:
     with pytest.raises(ConfigError, match=f"{next(iter(kwargs))}.*{value}"):
         WorldConfig(**kwargs)
