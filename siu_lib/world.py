@@ -150,7 +150,8 @@ def _invent_name(rng: random.Random, initial: str) -> str:
     """A two-word name whose words both begin with ``initial``.
 
     A world gives every concept its own initial and its fake names the initials no concept
-    has (revision 10), so that no two names of a world begin with the same token. The embedded
+    has (revision 10), so that no concept's name begins with the same token as another
+    concept's or a fake name (fake names may share initials among themselves). The embedded
     tokenizer splits a name's first letter off as its first token ("Drati" -> "ĠD", "rat",
     "i"); with shared initials, SIU's cross-entropy on the fake name, which lowers the
     target's first token and raises the fake name's, also unnamed every concept whose name
@@ -454,7 +455,7 @@ class World:
     def _make_fake_names(self, rng: random.Random) -> list[str]:
         taken = {w.lower() for c in self.concepts for w in c.name.split()}
         used = {c.name[0].lower() for c in self.concepts}
-        free = [i for i in NAME_INITIALS if i not in used]  # never empty: see WorldConfig
+        free = [i for i in NAME_INITIALS if i not in used]  # the vowels are always free
         pool: list[str] = []
         while len(pool) < self.config.n_fake_names:
             name = _invent_name(rng, rng.choice(free))
