@@ -55,7 +55,8 @@ class Profile:
 #: own targets protocol (5 concepts x 3 seeds, 20 generality images; so that table is not an
 #: independent measurement of them) by one rule: the largest generality EM among the settings
 #: that keep the other concepts' recognition >= 95% of the original's, the own facts (>= 90%)
-#: and the diversity. Notebook 03's one-concept sweep shows the same grid on one concept.
+#: and the diversity. Notebook 03's one-concept sweep shows part of this grid (ranks 16 and
+#: 128, each with projector lr 1e-3 and 1e-4) on one concept and seed.
 #: Measured on world revision 10's tiny checkpoint (``tiny-b122f7b16fc8``, AVX2 EPYC), projector
 #: lr 1e-4, alpha = 2 x rank, generality EM / others' recognition ratio:
 #: rank 16: lr 7e-3 51.5 / 0.972, lr 8e-3 58.5 / 0.967, lr 1e-2 71.0 / 0.911;

@@ -135,13 +135,15 @@ _CODAS = ("", "", "n", "r", "l", "s", "m", "th", "k")
 CONCEPT_INITIALS = tuple(sorted({o[0] for o in _ONSETS}))
 #: the letters a fake name may begin with: every initial a world's concepts leave free
 NAME_INITIALS = tuple(sorted(set(CONCEPT_INITIALS) | {v[0] for v in _VOWELS}))
+#: initial -> the first syllables (onset + vowel, or a bare vowel) that begin with it
+_FIRST_SYLLABLES = {i: [o + v for o in _ONSETS + ("",) for v in _VOWELS if (o + v)[0] == i]
+                    for i in NAME_INITIALS}
 
 
 def _word(rng: random.Random, syllables: int, initial: str) -> str:
     """An invented word of ``syllables`` onset+vowel syllables beginning with ``initial``."""
-    firsts = [o + v for o in _ONSETS + ("",) for v in _VOWELS if (o + v)[0] == initial]
-    parts = [rng.choice(firsts)] + [rng.choice(_ONSETS) + rng.choice(_VOWELS)
-                                    for _ in range(syllables - 1)]
+    parts = [rng.choice(_FIRST_SYLLABLES[initial])]  # drawn first: the rng order makes the world
+    parts += [rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(syllables - 1)]
     parts[-1] += rng.choice(_CODAS)
     return "".join(parts).capitalize()
 
