@@ -6,11 +6,12 @@
 * ``pretrain_step_cost.csv``: seconds per pre-training step of each embedded size (alignment
   stage and full mixture, in the profile's precision and the other), measured side by side,
   and the wall time the profile's step count would take here against issue 3's 10 minutes.
-* ``step_cost.csv``: seconds and peak memory of one unlearning step per method, with ratios to
-  a plain CE step on the same batch. Times are medians of interleaved repeats measured side by
-  side in one process (absolute times drift on a shared machine; ratios do not); peak memory is
-  measured in a fresh child process per method (on a CPU the sampled peak RSS during the steps
-  minus the RSS before them; ``torch.cuda.max_memory_allocated`` on a GPU).
+* ``step_cost.csv``: seconds and peak memory of one unlearning step per method (forward and
+  backward, with the ``default`` profile's LoRA settings, which the provenance records), with
+  ratios to a plain CE step on the same batch. Times are medians of interleaved repeats
+  measured side by side in one process (absolute times drift on a shared machine; ratios do
+  not); peak memory is measured in a fresh child process per method (on a CPU the sampled peak
+  RSS during the steps minus the RSS before them; ``torch.cuda.max_memory_allocated`` on a GPU).
 
 Usage: ``python scripts/bench.py [--only world|pretrain|pretrain_step|step] [--sizes tiny,small] [--repeats N]``
 """
@@ -24,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
@@ -114,9 +115,19 @@ def bench_pretrain_steps(sizes: list[str], profile_name: str = "default", n_step
     return pd.DataFrame(rows)
 
 
+def _step_config() -> TrainConfig:
+    """The LoRA settings unlearning steps are timed with: the ``default`` profile's own
+    (:data:`siu_lib.profiles.EMBEDDED_TRAIN`, rank 128), so ``step_cost.csv`` measures the step
+    that notebook 03 runs. Dropout is off so that repeated steps do the same work."""
+    from siu_lib.profiles import get_profile
+
+    return replace(get_profile("default").unlearn, lora_dropout=0.0)
+
+
 def _setup(size: str, batch: int, method: str):
     """A LoRA-wrapped embedded model of ``size`` (untrained weights: cost does not depend on
-    them), a batch of ``batch`` SIU records and the method to time."""
+    them) with :func:`_step_config`'s LoRA, a batch of ``batch`` SIU records and the method to
+    time."""
     torch.manual_seed(0)
     world = World(WorldConfig())
     tok = train_tokenizer(world.texts(), embedded_config(size).vocab_size)
@@ -124,8 +135,7 @@ def _setup(size: str, batch: int, method: str):
     target = UnlearnTarget(world.concepts[0], world.forget_image(0), world.concepts, world.fake_names)
     spec = get_method("siu")
     records = spec.build_data(target, spec.config)[:batch]
-    cfg = TrainConfig(lora_r=8, lora_alpha=16, lora_dropout=0.0)
-    wrapped, ref = prepare_model(model, cfg)
+    wrapped, ref = prepare_model(model, _step_config())
     batch_t = collate_records(processor, records)
     vmask = vocab_mask_for(tok, target.name, model.get_output_embeddings().weight.shape[0])
     m = get_method("po" if method == "ce" else method)  # the PO loss is the plain answer CE
@@ -228,7 +238,10 @@ def main() -> None:
         steps = bench_steps(args.sizes.split(","), repeats=args.repeats)
         atomic_write_csv(OUT / "step_cost.csv", steps)
         print(steps.to_string(index=False))
-    meta = run_metadata({"argv": sys.argv[1:]}, None, device="cuda" if torch.cuda.is_available() else "cpu")
+    config = {"argv": sys.argv[1:]}
+    if args.only in (None, "step"):
+        config["step_train_config"] = asdict(_step_config())
+    meta = run_metadata(config, None, device="cuda" if torch.cuda.is_available() else "cpu")
     if args.only in (None, "pretrain_step"):  # its own record: it is often run alone
         atomic_write_json(OUT / "pretrain_step_cost.json", meta)
     if args.only != "pretrain_step":
