@@ -368,6 +368,30 @@ yesno_kinds = pd.DataFrame([
 print(f"of {len(yesno_kinds)} runs, every yes/no answer was 'no' in {(yesno_kinds.no == 100).sum()}, "
       f"'yes' in {(yesno_kinds.no == 0).sum()}; mixed in {((yesno_kinds.no > 0) & (yesno_kinds.no < 100)).sum()}")
 yesno_kinds.round(1)'''),
+        md("""
+### Does forgetting follow the picture or the question?
+
+The evaluation asks every prompt on the forget image and again, in turn, on the generality
+images, so each question is asked on several pictures of the concept
+(`siu_lib.experiments.question_consistency`). If forgetting were a property of the *picture*
+(the face no longer recognised), a question's verdict would vary from picture to picture as
+often as the run's reveal rate allows: the column `same_verdict_if_independent`. If it is a
+property of the *question* (the run taught an answer to some phrasings and not to others), the
+verdicts agree on every picture far more often than that (`same_verdict`), and the EM is set by
+how many questions were forgotten everywhere. SIU trains nine open-question records (target
+(a)) but only two yes/no records (target (b)), while the evaluation asks ten questions of each
+kind: the table shows which kind of forgetting carries over to phrasings it was not trained on.
+"""),
+        code('''from siu_lib.experiments import question_consistency
+consistency = []
+for r in rows.itertuples():
+    generations = load_run(profile.name, RunSpec("tiny", r.concept, "siu", r.seed, r.steps), profile.unlearn,
+                           eval_cfg)["evaluation"]["generations"]
+    consistency += [{"concept": r.concept, "seed": r.seed, "prompts": kind,
+                     **question_consistency(generations, bench.concept(r.concept).name, kind)}
+                    for kind in ("open", "yesno")]
+consistency = pd.DataFrame(consistency)
+consistency.drop(columns=["concept", "seed"]).groupby("prompts").mean().round(1)'''),
     ],
     "04_run_baselines.ipynb": [
         md("""

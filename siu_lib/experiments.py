@@ -159,6 +159,58 @@ def open_kind_columns(report: EvalReport, bench: Benchmark, fake_names: Sequence
     return {f"open_{k}": v for k, v in kinds.items() if k != "names_concept"}
 
 
+#: the columns of :func:`question_consistency`
+QUESTION_CONSISTENCY_COLUMNS = ("questions", "same_verdict", "same_verdict_if_independent",
+                                "forgotten_everywhere", "revealed_everywhere", "mixed")
+
+
+def question_consistency(generations: Sequence[dict[str, Any]], concept_name: str,
+                         prompt_kind: str) -> dict[str, float]:
+    """Does a run's forgetting depend on the picture or on the question?
+
+    The evaluation asks every prompt of a set on the forget image (efficacy) and the same
+    prompts again, in turn, on the generality images, so each question is asked on several
+    pictures of the concept. This groups the ``prompt_kind`` answers (``"open"`` or
+    ``"yesno"``) of both groups by their question and gives each question a verdict per
+    picture, the EM's test (:func:`siu_lib.metrics.reveals_open` with ``concept_name``, or
+    :func:`siu_lib.metrics.reveals_yesno`). Only questions asked on at least two pictures
+    count.
+
+    Returns:
+        ``questions``: how many questions count; ``same_verdict``: % of them with one verdict
+        on every picture; ``same_verdict_if_independent``: what ``same_verdict`` would be if
+        each answer revealed the concept independently of its question, with the run's own
+        rate ``p`` over the counted answers (the mean over questions of ``p**m + (1-p)**m``,
+        ``m`` the question's pictures); ``forgotten_everywhere`` / ``revealed_everywhere``: %
+        of the questions that reveal the concept on no picture / on every picture; ``mixed``:
+        the rest (the three add up to 100). A run whose forgetting is bound to the question,
+        not to the picture, has ``same_verdict`` well above ``same_verdict_if_independent``,
+        and an EM set by how many questions were forgotten. Percentages are nan when no
+        question counts.
+
+    Raises:
+        UnknownNameError: ``prompt_kind`` is not one of :data:`siu_lib.metrics.PROMPT_KINDS`.
+    """
+    if prompt_kind not in PROMPT_KINDS:
+        raise UnknownNameError(f"unknown prompt kind {prompt_kind!r}; known: {list(PROMPT_KINDS)}")
+    reveals = ((lambda a: reveals_open(a, concept_name)) if prompt_kind == "open" else reveals_yesno)
+    verdicts: dict[str, list[bool]] = {}
+    for g in generations:
+        if g.get("kind") == prompt_kind and g.get("group") in ("efficacy", "generality"):
+            verdicts.setdefault(g["question"], []).append(reveals(g["answer"]))
+    asked = [v for v in verdicts.values() if len(v) >= 2]
+    n = len(asked)
+    share = (lambda k: 100.0 * k / n if n else float("nan"))  # noqa: E731
+    none_ = sum(not any(v) for v in asked)
+    all_ = sum(all(v) for v in asked)
+    p = sum(map(sum, asked)) / sum(map(len, asked)) if n else float("nan")
+    independent = sum(p ** len(v) + (1 - p) ** len(v) for v in asked)
+    return {"questions": n, "same_verdict": share(none_ + all_),
+            "same_verdict_if_independent": share(independent),
+            "forgotten_everywhere": share(none_), "revealed_everywhere": share(all_),
+            "mixed": share(n - none_ - all_)}
+
+
 def run_path(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: EvalConfig) -> Path:
     """Where :func:`run_one` writes the JSON of ``spec`` under ``profile``'s results.
 

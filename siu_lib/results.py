@@ -84,13 +84,20 @@ def machine_info() -> dict[str, Any]:
             "native_bf16": cpu_has_native_bf16(info), "threads": torch.get_num_threads(), "gpu": gpu}
 
 
+#: tracked paths whose changes do not make :func:`git_commit` dirty: the regenerated outputs
+#: (result tables, benchmark tables, figures), which a run writes before its provenance
+REGENERATED_PATHS = ("data/results", "data/bench", "figures")
+
+
 def git_commit() -> str:
-    """The repository's HEAD commit (with ``-dirty`` when the tree has changes), or
-    ``"unknown"`` outside a git checkout."""
+    """The repository's HEAD commit, with ``-dirty`` when tracked files other than the
+    regenerated outputs (:data:`REGENERATED_PATHS`) have changes, so a clean commit means the
+    code that made a result is exactly that commit's; ``"unknown"`` outside a git checkout."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."]
+                               + [f":(exclude){p}" for p in REGENERATED_PATHS],
                                cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except Exception:

@@ -385,3 +385,35 @@ def test_config_digest_is_sha256_of_sorted_json():
     assert config_digest(a) != config_digest({**a, "revision": 7})
     by_hand = hashlib.sha256(b'{"revision": 6, "world": {"n": 20, "seed": 0}}').hexdigest()
     assert config_digest(a) == by_hand[:12] and config_digest(a, length=8) == by_hand[:8]
+
+
+def test_git_commit_is_dirty_for_code_changes_only(tmp_path: Path, monkeypatch) -> None:
+    """A run writes its result tables before its provenance: those regenerated outputs must
+    not mark the commit dirty, a changed source file must."""
+    import subprocess
+
+    from siu_lib import results
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    (tmp_path / "siu_lib").mkdir()
+    (tmp_path / "siu_lib" / "code.py").write_text("x = 1\n")
+    for p in results.REGENERATED_PATHS:
+        (tmp_path / p).mkdir(parents=True)
+        (tmp_path / p / "table.csv").write_text("a\n1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "init")
+    sha = git("rev-parse", "HEAD")
+    monkeypatch.setattr(results, "REPO_ROOT", tmp_path)
+    assert results.git_commit() == sha
+    for p in results.REGENERATED_PATHS:  # regenerated outputs changed, and a new untracked file
+        (tmp_path / p / "table.csv").write_text("a\n2\n")
+    (tmp_path / "notes.txt").write_text("untracked\n")
+    assert results.git_commit() == sha
+    (tmp_path / "siu_lib" / "code.py").write_text("x = 2\n")
+    assert results.git_commit() == sha + "-dirty"
+    monkeypatch.setattr(results, "REPO_ROOT", tmp_path / "siu_lib" / "missing")
+    assert results.git_commit() == "unknown"

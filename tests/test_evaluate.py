@@ -14,6 +14,7 @@ from siu_lib.evaluate import TABLE1_METRICS, EvalConfig, evaluate_unlearning
 from siu_lib import experiments
 from siu_lib.experiments import (
     OPEN_ANSWER_KINDS,
+    QUESTION_CONSISTENCY_COLUMNS,
     YESNO_ANSWER_KINDS,
     RunSpec,
     load_run,
@@ -23,6 +24,7 @@ from siu_lib.experiments import (
     original_report,
     record_fit,
     original_row,
+    question_consistency,
     run_one,
     run_path,
     seed_spread_row,
@@ -157,6 +159,43 @@ def test_open_answer_kinds_by_hand():
     assert open_answer_kinds(gens, "Varok Delmuran", ["Tiabar Sholei"], group="efficacy")[
         "names_other"] == 100.0
     assert all(math.isnan(v) for v in open_answer_kinds(gens, "Varok Delmuran", [], group="x").values())
+
+
+def test_question_consistency_by_hand():
+    def g(group, kind, question, answer):
+        return {"group": group, "kind": kind, "question": question, "answer": answer}
+
+    gens = [
+        # q1 reveals on both pictures it is asked on
+        g("efficacy", "open", "q1", "This is Varok Delmuran."), g("generality", "open", "q1", "That is Varok."),
+        # q2 is forgotten on all three
+        g("efficacy", "open", "q2", "This is Jacob Campbell."), g("generality", "open", "q2", "I do not know."),
+        g("generality", "open", "q2", "That is Jacob Campbell."),
+        # q3 is forgotten on the forget image only: mixed
+        g("efficacy", "open", "q3", "This is Tiabar."), g("generality", "open", "q3", "This is Delmuran."),
+        # q4 is asked on one picture only: it does not count
+        g("generality", "open", "q4", "This is Varok Delmuran."),
+        # other groups and kinds do not count for the open prompts
+        g("spec_recognition", "open", "q1", "This is Tiabar Sholei."),
+        g("efficacy", "yesno", "y1", "Yes, this is Varok Delmuran."), g("generality", "yesno", "y1", "No."),
+        g("generality", "yesno", "y1", "yes."),
+    ]
+    out = question_consistency(gens, "Varok Delmuran", "open")
+    assert list(out) == list(QUESTION_CONSISTENCY_COLUMNS)
+    # 7 counted answers, 3 reveal: p = 3/7; independent: mean of p^m + (1-p)^m over m = 2, 3, 2
+    p = 3 / 7
+    independent = 100 * (2 * (p**2 + (1 - p) ** 2) + p**3 + (1 - p) ** 3) / 3
+    assert out == pytest.approx({"questions": 3, "same_verdict": 200 / 3,
+                                 "same_verdict_if_independent": independent,
+                                 "forgotten_everywhere": 100 / 3, "revealed_everywhere": 100 / 3,
+                                 "mixed": 100 / 3})
+    yesno = question_consistency(gens, "Varok Delmuran", "yesno")
+    assert yesno["questions"] == 1 and yesno["mixed"] == 100.0 and yesno["same_verdict"] == 0.0
+    assert yesno["same_verdict_if_independent"] == pytest.approx(100 * ((2 / 3) ** 3 + (1 / 3) ** 3))
+    empty = question_consistency(gens[:1], "Varok Delmuran", "open")
+    assert empty["questions"] == 0 and math.isnan(empty["same_verdict"]) and math.isnan(empty["mixed"])
+    with pytest.raises(UnknownNameError, match="'fuzzy'"):
+        question_consistency(gens, "Varok Delmuran", "fuzzy")
 
 
 def test_concepts_without_facts_get_the_original_models_own_answers(micro, tmp_path):
