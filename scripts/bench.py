@@ -6,12 +6,14 @@
 * ``pretrain_step_cost.csv``: seconds per pre-training step of each embedded size (alignment
   stage and full mixture, in the profile's precision and the other), measured side by side,
   and the wall time the profile's step count would take here against issue 3's 10 minutes.
-* ``step_cost.csv``: seconds and peak memory of one unlearning step per method (forward and
-  backward, with the ``default`` profile's LoRA settings, which the provenance records), with
-  ratios to a plain CE step on the same batch. Times are medians of interleaved repeats
-  measured side by side in one process (absolute times drift on a shared machine; ratios do
-  not); peak memory is measured in a fresh child process per method (on a CPU the sampled peak
-  RSS during the steps minus the RSS before them; ``torch.cuda.max_memory_allocated`` on a GPU).
+* ``step_cost.csv``: seconds and peak memory of one unlearning step per method, with ratios to
+  a plain CE step on the same batch. The step is the loss's forward and backward pass (no
+  optimiser update, no autocast) on a batch of the first SIU records of one concept, with the
+  ``default`` profile's LoRA settings (dropout included); its own provenance,
+  ``step_cost.json``, records them. Times are medians of interleaved repeats measured side by
+  side in one process (absolute times drift on a shared machine; ratios do not); peak memory
+  is measured in a fresh child process per method (on a CPU the sampled peak RSS during the
+  steps minus the RSS before them; ``torch.cuda.max_memory_allocated`` on a GPU).
 
 Usage: ``python scripts/bench.py [--only world|pretrain|pretrain_step|step] [--sizes tiny,small] [--repeats N]``
 """
@@ -117,11 +119,10 @@ def bench_pretrain_steps(sizes: list[str], profile_name: str = "default", n_step
 
 def _step_config() -> TrainConfig:
     """The LoRA settings unlearning steps are timed with: the ``default`` profile's own
-    (:data:`siu_lib.profiles.EMBEDDED_TRAIN`, rank 128), so ``step_cost.csv`` measures the step
-    that notebook 03 runs. Dropout is off so that repeated steps do the same work."""
+    (:data:`siu_lib.profiles.EMBEDDED_TRAIN`), rank, alpha and dropout as notebook 03 trains."""
     from siu_lib.profiles import get_profile
 
-    return replace(get_profile("default").unlearn, lora_dropout=0.0)
+    return get_profile("default").unlearn
 
 
 def _setup(size: str, batch: int, method: str):
@@ -238,13 +239,17 @@ def main() -> None:
         steps = bench_steps(args.sizes.split(","), repeats=args.repeats)
         atomic_write_csv(OUT / "step_cost.csv", steps)
         print(steps.to_string(index=False))
-    config = {"argv": sys.argv[1:]}
-    if args.only in (None, "step"):
-        config["step_train_config"] = asdict(_step_config())
-    meta = run_metadata(config, None, device="cuda" if torch.cuda.is_available() else "cpu")
-    if args.only in (None, "pretrain_step"):  # its own record: it is often run alone
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    meta = run_metadata({"argv": sys.argv[1:]}, None, device=device)
+    # the parts often run alone keep their own records, so that running one never replaces
+    # another's provenance
+    if args.only in (None, "pretrain_step"):
         atomic_write_json(OUT / "pretrain_step_cost.json", meta)
-    if args.only != "pretrain_step":
+    if args.only in (None, "step"):
+        atomic_write_json(OUT / "step_cost.json",
+                          run_metadata({"argv": sys.argv[1:], "step_train_config": asdict(_step_config()),
+                                        "repeats": args.repeats}, None, device=device))
+    if args.only in (None, "world", "pretrain"):
         atomic_write_json(OUT / "provenance.json", meta)
 
 

@@ -373,14 +373,17 @@ yesno_kinds.round(1)'''),
 
 The evaluation asks every prompt on the forget image and again, in turn, on the generality
 images, so each question is asked on several pictures of the concept
-(`siu_lib.experiments.question_consistency`). If forgetting were a property of the *picture*
-(the face no longer recognised), a question's verdict would vary from picture to picture as
-often as the run's reveal rate allows: the column `same_verdict_if_independent`. If it is a
-property of the *question* (the run taught an answer to some phrasings and not to others), the
-verdicts agree on every picture far more often than that (`same_verdict`), and the EM is set by
-how many questions were forgotten everywhere. SIU trains nine open-question records (target
-(a)) but only two yes/no records (target (b)), while the evaluation asks ten questions of each
-kind: the table shows which kind of forgetting carries over to phrasings it was not trained on.
+(`siu_lib.experiments.question_consistency`). `same_verdict` is the share of questions that get
+one verdict (revealed or forgotten) on every picture they are asked on;
+`same_verdict_if_independent` is what that share would be if answers revealed the concept at
+the run's own rates (one for the forget image, one for the generality images) whatever their
+question. Well above it, the *question* decides: the run taught an answer to some phrasings and
+not to others, on every picture alike, and the EM is set by how many questions were forgotten.
+Below it, the *picture* decides (some pictures forgotten whatever the question). The open
+prompts the evaluation asks are descriptive ("Who is the person with white hair?") and none of
+them is among target (a)'s training questions; the yes/no prompts share most of their phrasings
+with target (b)'s pool, but a run trains only two of them (its two (b) records), so most of the
+ten are phrasings it was not trained on.
 """),
         code('''from siu_lib.experiments import question_consistency
 consistency = []

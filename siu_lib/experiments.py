@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, replace
 from functools import partial
@@ -166,7 +167,7 @@ QUESTION_CONSISTENCY_COLUMNS = ("questions", "same_verdict", "same_verdict_if_in
 
 def question_consistency(generations: Sequence[dict[str, Any]], concept_name: str,
                          prompt_kind: str) -> dict[str, float]:
-    """Does a run's forgetting depend on the picture or on the question?
+    """Does a run's forgetting follow the question, or the picture?
 
     The evaluation asks every prompt of a set on the forget image (efficacy) and the same
     prompts again, in turn, on the generality images, so each question is asked on several
@@ -177,16 +178,19 @@ def question_consistency(generations: Sequence[dict[str, Any]], concept_name: st
     count.
 
     Returns:
-        ``questions``: how many questions count; ``same_verdict``: % of them with one verdict
-        on every picture; ``same_verdict_if_independent``: what ``same_verdict`` would be if
-        each answer revealed the concept independently of its question, with the run's own
-        rate ``p`` over the counted answers (the mean over questions of ``p**m + (1-p)**m``,
-        ``m`` the question's pictures); ``forgotten_everywhere`` / ``revealed_everywhere``: %
-        of the questions that reveal the concept on no picture / on every picture; ``mixed``:
-        the rest (the three add up to 100). A run whose forgetting is bound to the question,
-        not to the picture, has ``same_verdict`` well above ``same_verdict_if_independent``,
-        and an EM set by how many questions were forgotten. Percentages are nan when no
-        question counts.
+        ``questions`` (a count): how many questions count. The rest are % of them:
+        ``same_verdict``: one verdict on every picture; ``same_verdict_if_independent``:
+        what ``same_verdict`` would be if answers revealed the concept independently of
+        their question, at the run's own rates (one for the forget image, one for the
+        generality images, over the counted answers; per question the product of the
+        reveal rates of its pictures plus the product of their complements);
+        ``forgotten_everywhere`` / ``revealed_everywhere``: reveal the concept on no picture
+        / on every picture; ``mixed``: the rest (the three add up to 100). ``same_verdict``
+        well above ``same_verdict_if_independent`` means that the question decides whether
+        the concept is revealed, whatever the picture, and that the EM is set by how many
+        questions were forgotten; near it, no such pattern; below it, the picture decides
+        (some pictures forgotten on every question, others on none). Percentages are nan
+        when no question counts.
 
     Raises:
         UnknownNameError: ``prompt_kind`` is not one of :data:`siu_lib.metrics.PROMPT_KINDS`.
@@ -194,17 +198,21 @@ def question_consistency(generations: Sequence[dict[str, Any]], concept_name: st
     if prompt_kind not in PROMPT_KINDS:
         raise UnknownNameError(f"unknown prompt kind {prompt_kind!r}; known: {list(PROMPT_KINDS)}")
     reveals = ((lambda a: reveals_open(a, concept_name)) if prompt_kind == "open" else reveals_yesno)
-    verdicts: dict[str, list[bool]] = {}
+    verdicts: dict[str, list[tuple[str, bool]]] = {}
     for g in generations:
         if g.get("kind") == prompt_kind and g.get("group") in ("efficacy", "generality"):
-            verdicts.setdefault(g["question"], []).append(reveals(g["answer"]))
+            verdicts.setdefault(g["question"], []).append((g["group"], reveals(g["answer"])))
     asked = [v for v in verdicts.values() if len(v) >= 2]
     n = len(asked)
     share = (lambda k: 100.0 * k / n if n else float("nan"))  # noqa: E731
-    none_ = sum(not any(v) for v in asked)
-    all_ = sum(all(v) for v in asked)
-    p = sum(map(sum, asked)) / sum(map(len, asked)) if n else float("nan")
-    independent = sum(p ** len(v) + (1 - p) ** len(v) for v in asked)
+    none_ = sum(not any(r for _, r in v) for v in asked)
+    all_ = sum(all(r for _, r in v) for v in asked)
+    rate = {}
+    for group in ("efficacy", "generality"):
+        hits = [r for v in asked for grp, r in v if grp == group]
+        rate[group] = sum(hits) / len(hits) if hits else float("nan")
+    independent = sum(math.prod(rate[grp] for grp, _ in v) + math.prod(1 - rate[grp] for grp, _ in v)
+                      for v in asked)
     return {"questions": n, "same_verdict": share(none_ + all_),
             "same_verdict_if_independent": share(independent),
             "forgotten_everywhere": share(none_), "revealed_everywhere": share(all_),

@@ -91,14 +91,16 @@ REGENERATED_PATHS = ("data/results", "data/bench", "figures")
 
 def git_commit() -> str:
     """The repository's HEAD commit, with ``-dirty`` when tracked files other than the
-    regenerated outputs (:data:`REGENERATED_PATHS`) have changes, so a clean commit means the
-    code that made a result is exactly that commit's; ``"unknown"`` outside a git checkout."""
+    regenerated outputs (:data:`REGENERATED_PATHS`) differ from it; ``"unknown"`` outside a
+    git checkout or when git fails. Untracked files are not looked at, so a clean commit
+    says that every tracked file was that commit's, not that no new file was used."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                              text=True, timeout=10, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."]
                                + [f":(exclude){p}" for p in REGENERATED_PATHS],
-                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
+                               check=True).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except Exception:
         return "unknown"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -387,6 +388,7 @@ def test_config_digest_is_sha256_of_sorted_json():
     assert config_digest(a) == by_hand[:12] and config_digest(a, length=8) == by_hand[:8]
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_git_commit_is_dirty_for_code_changes_only(tmp_path: Path, monkeypatch) -> None:
     """A run writes its result tables before its provenance: those regenerated outputs must
     not mark the commit dirty, a changed source file must."""
@@ -394,26 +396,37 @@ def test_git_commit_is_dirty_for_code_changes_only(tmp_path: Path, monkeypatch) 
 
     from siu_lib import results
 
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
-                              capture_output=True, text=True, check=True).stdout.strip()
+    # a scratch repository that no global git setting (signing, hooks, a GIT_DIR) reaches
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.delenv("GIT_DIR", raising=False)
+    monkeypatch.delenv("GIT_WORK_TREE", raising=False)
+    repo = tmp_path / "repo"
+    (repo / "siu_lib").mkdir(parents=True)
 
-    (tmp_path / "siu_lib").mkdir()
-    (tmp_path / "siu_lib" / "code.py").write_text("x = 1\n")
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false",
+                               *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+    (repo / "siu_lib" / "code.py").write_text("x = 1\n")
     for p in results.REGENERATED_PATHS:
-        (tmp_path / p).mkdir(parents=True)
-        (tmp_path / p / "table.csv").write_text("a\n1\n")
+        (repo / p).mkdir(parents=True)
+        (repo / p / "table.csv").write_text("a\n1\n")
     git("init", "-q")
     git("add", ".")
     git("commit", "-qm", "init")
     sha = git("rev-parse", "HEAD")
-    monkeypatch.setattr(results, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(results, "REPO_ROOT", repo)
     assert results.git_commit() == sha
     for p in results.REGENERATED_PATHS:  # regenerated outputs changed, and a new untracked file
-        (tmp_path / p / "table.csv").write_text("a\n2\n")
-    (tmp_path / "notes.txt").write_text("untracked\n")
+        (repo / p / "table.csv").write_text("a\n2\n")
+    (repo / "notes.txt").write_text("untracked\n")
     assert results.git_commit() == sha
-    (tmp_path / "siu_lib" / "code.py").write_text("x = 2\n")
+    (repo / "siu_lib" / "code.py").write_text("x = 2\n")
     assert results.git_commit() == sha + "-dirty"
-    monkeypatch.setattr(results, "REPO_ROOT", tmp_path / "siu_lib" / "missing")
+    # outside any checkout (git may not look above tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    monkeypatch.setattr(results, "REPO_ROOT", outside)
     assert results.git_commit() == "unknown"

@@ -168,30 +168,38 @@ def test_question_consistency_by_hand():
     gens = [
         # q1 reveals on both pictures it is asked on
         g("efficacy", "open", "q1", "This is Varok Delmuran."), g("generality", "open", "q1", "That is Varok."),
-        # q2 is forgotten on all three
+        # q2 and q5 are forgotten on every picture
         g("efficacy", "open", "q2", "This is Jacob Campbell."), g("generality", "open", "q2", "I do not know."),
         g("generality", "open", "q2", "That is Jacob Campbell."),
+        g("efficacy", "open", "q5", "Nobody."), g("generality", "open", "q5", "This is Tiabar Sholei."),
         # q3 is forgotten on the forget image only: mixed
         g("efficacy", "open", "q3", "This is Tiabar."), g("generality", "open", "q3", "This is Delmuran."),
         # q4 is asked on one picture only: it does not count
         g("generality", "open", "q4", "This is Varok Delmuran."),
         # other groups and kinds do not count for the open prompts
         g("spec_recognition", "open", "q1", "This is Tiabar Sholei."),
+        # y1 is mixed; y2's bare "Yes." reveals the concept on both pictures (the yes/no test)
         g("efficacy", "yesno", "y1", "Yes, this is Varok Delmuran."), g("generality", "yesno", "y1", "No."),
         g("generality", "yesno", "y1", "yes."),
+        g("efficacy", "yesno", "y2", "Yes."), g("generality", "yesno", "y2", "Yes."),
     ]
     out = question_consistency(gens, "Varok Delmuran", "open")
     assert list(out) == list(QUESTION_CONSISTENCY_COLUMNS)
-    # 7 counted answers, 3 reveal: p = 3/7; independent: mean of p^m + (1-p)^m over m = 2, 3, 2
-    p = 3 / 7
-    independent = 100 * (2 * (p**2 + (1 - p) ** 2) + p**3 + (1 - p) ** 3) / 3
-    assert out == pytest.approx({"questions": 3, "same_verdict": 200 / 3,
-                                 "same_verdict_if_independent": independent,
-                                 "forgotten_everywhere": 100 / 3, "revealed_everywhere": 100 / 3,
-                                 "mixed": 100 / 3})
+    # reveal rates of the counted answers: forget image 1 of 4 (q1), generality 2 of 5 (q1, q3);
+    # per question p_e * p_g^(m-1) + (1 - p_e) * (1 - p_g)^(m-1): q1, q3, q5 two pictures, q2 three
+    pe, pg = 1 / 4, 2 / 5
+    two, three = pe * pg + (1 - pe) * (1 - pg), pe * pg**2 + (1 - pe) * (1 - pg) ** 2
+    assert out == pytest.approx({"questions": 4, "same_verdict": 75.0,
+                                 "same_verdict_if_independent": 100 * (3 * two + three) / 4,
+                                 "forgotten_everywhere": 50.0, "revealed_everywhere": 25.0,
+                                 "mixed": 25.0})
+    assert out["same_verdict_if_independent"] == pytest.approx(49.0)
+    # yes/no: forget image 2 of 2 say yes, generality 2 of 3: y1 (1 * (2/3)^2), y2 (2/3)
     yesno = question_consistency(gens, "Varok Delmuran", "yesno")
-    assert yesno["questions"] == 1 and yesno["mixed"] == 100.0 and yesno["same_verdict"] == 0.0
-    assert yesno["same_verdict_if_independent"] == pytest.approx(100 * ((2 / 3) ** 3 + (1 / 3) ** 3))
+    assert yesno == pytest.approx({"questions": 2, "same_verdict": 50.0,
+                                   "same_verdict_if_independent": 100 * (4 / 9 + 2 / 3) / 2,
+                                   "forgotten_everywhere": 0.0, "revealed_everywhere": 50.0,
+                                   "mixed": 50.0})
     empty = question_consistency(gens[:1], "Varok Delmuran", "open")
     assert empty["questions"] == 0 and math.isnan(empty["same_verdict"]) and math.isnan(empty["mixed"])
     with pytest.raises(UnknownNameError, match="'fuzzy'"):
