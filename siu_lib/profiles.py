@@ -95,8 +95,8 @@ PROFILES: dict[str, Profile] = {
         # small 0.43 s/step with bf16 autocast (1.3x faster than fp32 at its widths), on the
         # machine that made the committed tables. bf16 only where the CPU multiplies bfloat16
         # natively (cpu_has_native_bf16): elsewhere PyTorch's generic bf16 kernel made small
-        # 18x slower than fp32 (16.5 vs 0.93 s/step on an AVX2 EPYC, `make bench`'s
-        # pretrain_step_cost.csv: 5.9 h instead of 19.5 min for its 1250 steps), so
+        # 20x slower than fp32 (15.7 vs 0.77 s/step on an AVX2 EPYC, `make bench`'s
+        # pretrain_step_cost.csv at 788eed0: 5.6 h instead of 16.4 min for its 1250 steps), so
         # small pre-trains in fp32 there (a different config, hence its own checkpoint key)
         pretrain={"tiny": PretrainConfig(steps=2600, batch_size=16, lr=2e-3, align_fraction=0.25,
                                          bucket_batches=8, log_every=50),
