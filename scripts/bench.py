@@ -246,9 +246,8 @@ def main() -> None:
     if args.only in (None, "pretrain_step"):
         atomic_write_json(OUT / "pretrain_step_cost.json", meta)
     if args.only in (None, "step"):
-        atomic_write_json(OUT / "step_cost.json",
-                          run_metadata({"argv": sys.argv[1:], "step_train_config": asdict(_step_config()),
-                                        "repeats": args.repeats}, None, device=device))
+        step_config = {**meta["config"], "step_train_config": asdict(_step_config()), "repeats": args.repeats}
+        atomic_write_json(OUT / "step_cost.json", {**meta, "config": step_config})
     if args.only in (None, "world", "pretrain"):
         atomic_write_json(OUT / "provenance.json", meta)
 

@@ -359,12 +359,13 @@ name or of a fake name: the answer's "yes" contradicts the identity it names), a
 no, on every picture of the concept.
 """),
         code('''names = [c.name for c in bench.concepts] + list(world.fake_names)
+# every targets run's generations, read back once from its JSON (also used by the next section)
+generations = {(r.concept, r.seed): load_run(profile.name, RunSpec("tiny", r.concept, "siu", r.seed, r.steps),
+                                             profile.unlearn, eval_cfg)["evaluation"]["generations"]
+               for r in rows.itertuples()}
 yesno_kinds = pd.DataFrame([
-    {"concept": r.concept, "seed": r.seed,
-     **yesno_answer_kinds(load_run(profile.name, RunSpec("tiny", r.concept, "siu", r.seed, r.steps),
-                                   profile.unlearn, eval_cfg)
-                          ["evaluation"]["generations"], bench.concept(r.concept).name, names)}
-    for r in rows.itertuples()])
+    {"concept": c, "seed": seed, **yesno_answer_kinds(gens, bench.concept(c).name, names)}
+    for (c, seed), gens in generations.items()])
 print(f"of {len(yesno_kinds)} runs, every yes/no answer was 'no' in {(yesno_kinds.no == 100).sum()}, "
       f"'yes' in {(yesno_kinds.no == 0).sum()}; mixed in {((yesno_kinds.no > 0) & (yesno_kinds.no < 100)).sum()}")
 yesno_kinds.round(1)'''),
@@ -386,14 +387,9 @@ with target (b)'s pool, but a run trains only two of them (its two (b) records),
 ten are phrasings it was not trained on.
 """),
         code('''from siu_lib.experiments import question_consistency
-consistency = []
-for r in rows.itertuples():
-    generations = load_run(profile.name, RunSpec("tiny", r.concept, "siu", r.seed, r.steps), profile.unlearn,
-                           eval_cfg)["evaluation"]["generations"]
-    consistency += [{"concept": r.concept, "seed": r.seed, "prompts": kind,
-                     **question_consistency(generations, bench.concept(r.concept).name, kind)}
-                    for kind in ("open", "yesno")]
-consistency = pd.DataFrame(consistency)
+consistency = pd.DataFrame([
+    {"concept": c, "seed": seed, "prompts": kind, **question_consistency(gens, bench.concept(c).name, kind)}
+    for (c, seed), gens in generations.items() for kind in ("open", "yesno")])
 consistency.drop(columns=["concept", "seed"]).groupby("prompts").mean().round(1)'''),
     ],
     "04_run_baselines.ipynb": [

@@ -24,7 +24,7 @@ from .errors import ConfigError, UnknownNameError
 from .evaluate import EvalConfig, EvalReport, evaluate_unlearning
 from .finetune_data import concept_facts, model_facts
 from .generate import generate
-from .metrics import PROMPT_KINDS, reveals_open, reveals_yesno
+from .metrics import PROMPT_KINDS, reveals_as, reveals_open, reveals_yesno
 from .methods import UnlearnTarget
 from .paths import cache_dir, results_dir
 from .results import atomic_write_json, config_digest, run_metadata
@@ -173,8 +173,7 @@ def question_consistency(generations: Sequence[dict[str, Any]], concept_name: st
     prompts again, in turn, on the generality images, so each question is asked on several
     pictures of the concept. This groups the ``prompt_kind`` answers (``"open"`` or
     ``"yesno"``) of both groups by their question and gives each question a verdict per
-    picture, the EM's test (:func:`siu_lib.metrics.reveals_open` with ``concept_name``, or
-    :func:`siu_lib.metrics.reveals_yesno`). Only questions asked on at least two pictures
+    picture, the EM's test (:func:`siu_lib.metrics.reveals_as`). Only questions asked on at least two pictures
     count.
 
     Returns:
@@ -197,11 +196,11 @@ def question_consistency(generations: Sequence[dict[str, Any]], concept_name: st
     """
     if prompt_kind not in PROMPT_KINDS:
         raise UnknownNameError(f"unknown prompt kind {prompt_kind!r}; known: {list(PROMPT_KINDS)}")
-    reveals = ((lambda a: reveals_open(a, concept_name)) if prompt_kind == "open" else reveals_yesno)
     verdicts: dict[str, list[tuple[str, bool]]] = {}
     for g in generations:
         if g.get("kind") == prompt_kind and g.get("group") in ("efficacy", "generality"):
-            verdicts.setdefault(g["question"], []).append((g["group"], reveals(g["answer"])))
+            verdicts.setdefault(g["question"], []).append(
+                (g["group"], reveals_as(g["answer"], prompt_kind, concept_name)))
     asked = [v for v in verdicts.values() if len(v) >= 2]
     n = len(asked)
     share = (lambda k: 100.0 * k / n if n else float("nan"))  # noqa: E731

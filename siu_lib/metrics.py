@@ -145,6 +145,13 @@ def reveals_open(answer: str, name: str) -> bool:
     return any(re.search(rf"\b{re.escape(w.lower())}\b", a) for w in name.split() if len(w) > 2)
 
 
+def reveals_as(answer: str, kind: str, name: str) -> bool:
+    """Whether ``answer`` reveals the concept ``name`` under the EM's test for a prompt of
+    ``kind``: :func:`reveals_open` for ``"open"``, :func:`reveals_yesno` for ``"yesno"``
+    (callers check that ``kind`` is one of :data:`PROMPT_KINDS`)."""
+    return reveals_open(answer, name) if kind == "open" else reveals_yesno(answer)
+
+
 def exact_match_forgetting(answers: Sequence[str], kinds: Sequence[str],
                            name: str) -> MetricResult:
     """EM: % of responses that do **not** reveal the concept ``name`` (higher = forgotten).
@@ -159,8 +166,7 @@ def exact_match_forgetting(answers: Sequence[str], kinds: Sequence[str],
     bad = sorted({k for k in kinds if k not in PROMPT_KINDS})
     if bad:
         raise UnknownNameError(f"unknown prompt kind(s) {bad}; known: {list(PROMPT_KINDS)}")
-    per = [0.0 if (reveals_open(a, name) if k == "open" else reveals_yesno(a)) else 100.0
-           for a, k in zip(answers, kinds)]
+    per = [0.0 if reveals_as(a, k, name) else 100.0 for a, k in zip(answers, kinds)]
     by_kind = {k: _mean([p for p, kk in zip(per, kinds) if kk == k]) for k in PROMPT_KINDS
                if k in kinds}
     return _result("exact_match_forgetting", per, True, concept=name, by_kind=by_kind)
