@@ -159,9 +159,10 @@ pd.DataFrame({"question": [q for _, q in items], "answer": answers})'''),
 One concept, one image, six steps. This notebook walks through SIU (Li et al., NeurIPS 2024)
 on the embedded `tiny` model: the one forget image, the 25 multifaceted fine-tuning records
 with their token masks, the Dual Masked KL loss per step, and the model's answers before and
-after. It ends with the small learning-rate/rank sweep that fixed the embedded profile's
-unlearning defaults, and SIU's targets measured over several concepts and seeds, beside a model
-pre-trained without ever seeing those concepts (exact unlearning's reference).
+after. It then measures SIU's targets over several concepts and seeds, runs the
+learning-rate/rank sweep that fixed the embedded profile's unlearning defaults on the same
+protocol, and puts SIU beside a model pre-trained without ever seeing those concepts (exact
+unlearning's reference).
 """),
         code(PARAMETERS, ("parameters",)),
         code(SETUP),
@@ -202,8 +203,8 @@ HTML(render_token_masks(processor, records))'''),
 `L = α·CE + β·DMK` with α = 0.9, β = 0.75; DMK is KL(p0 ‖ pθ) over answer positions with the
 token mask K_S and the vocabulary mask K_V (every token id of the concept's name). The
 reference p0 is the same model with its LoRA adapters disabled. The embedded profile's
-optimisation settings (LoRA rank, learning rates) are printed below; the sweep at the end of
-this notebook shows, on one concept, the trade-off they were chosen on. With 25 records and 6 steps of 4 every record is seen at
+optimisation settings (LoRA rank, learning rates) are printed below; the sweep after the
+targets section shows the trade-off they were chosen on. With 25 records and 6 steps of 4 every record is seen at
 most once, and the warm-up rounds up to one step at learning rate 0, as in the paper's scripts;
 the records are drawn in a stratified order (`data_order`), so the steps see the four targets in
 about their proportions rather than, by chance, both (b) records in the zero-lr first step.
@@ -240,45 +241,6 @@ fit = pd.concat([training_fit(m, processor, result.records, concept.name).assign
 display(fit.groupby(["model", "target"], sort=False)[["reveals", "learned"]].mean().mul(100).round(1))
 fit[fit.model == "after SIU"][["target", "question", "trained", "answer", "learned"]]'''),
         md("""
-## The sweep behind the embedded defaults
-
-The paper's LoRA rank 128 and lr 3e-4 are sized for a 7B model. For the embedded model the
-learning rate, the LoRA rank and the projector's own learning rate are swept here on the first
-concept (seed 0, 6 steps): rank 16 and the paper's rank 128 (alpha twice the rank), each over
-learning rates around where it starts to cost the other concepts' recognition (a larger rank
-moves further per step, so it gets smaller rates). The rule is: **the largest generality EM among the settings that
-keep the other concepts' recognition ≥ 95% of the original's and the own facts ≥ 90%** (no
-setting reaches issue 4's forgetting targets, so forgetting is what is traded). One concept and
-one seed are noisy, so the profile's values were chosen by the same rule on the targets
-protocol above (5 concepts × 3 seeds; the measurements are in `siu_lib.profiles.EMBEDDED_TRAIN`'s
-documentation); the sweep's own choice is printed beside them. (The grid is the same for every
-profile; the smoke profile's micro model has its own defaults.) The projector maps every image
-into the language model, so its update moves the other concepts too: the `recognition_ratio`
-column shows what a tenth of its lr buys back, and the two EM halves what it costs.
-"""),
-        code('''from dataclasses import replace
-from siu_lib.evaluate import EvalConfig
-from siu_lib.experiments import RunSpec, em_split_columns, load_run, original_report, run_one, yesno_answer_kinds
-eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
-orig_eval = original_report(original, processor, bench, concept.concept_id, eval_cfg)
-sweep = []
-for r, lrs in ((16, (5e-3, 7e-3, 1e-2)), (128, (1.5e-3, 2e-3, 3e-3))):
-    for lr in lrs:
-        for projector_lr in (1e-3, 1e-4):
-            cfg = replace(profile.unlearn, lr=lr, lora_r=r, lora_alpha=2 * r, projector_lr=projector_lr)
-            row = run_one(RunSpec("tiny", concept.concept_id, "siu", 0, 6), original, processor, bench,
-                          world.fake_names, cfg, eval_cfg, orig_eval)
-            sweep.append({"lr": lr, "lora_r": r, "projector_lr": projector_lr,
-                          **{k: row[k] for k in ("efficacy", "generality_em", "generality_em_open", "generality_em_yesno",
-                                                 "specificity_ratio", "spec_recognition", "factual_retention", "diversity")}})
-sweep = pd.DataFrame(sweep)
-sweep.insert(4, "recognition_ratio", sweep.spec_recognition / orig_eval.specificity_accuracy["recognition"])
-ok = sweep[(sweep.recognition_ratio >= 0.95) & (sweep.factual_retention >= 90)]
-choice = ok.sort_values(["generality_em", "lr"], ascending=[False, True]).iloc[0].to_dict() if len(ok) else None
-display(sweep)
-print("sweep choice:", choice, "| profile uses lr", profile.unlearn.lr, "rank", profile.unlearn.lora_r,
-      "projector lr", profile.unlearn.projector_lr)'''),
-        md("""
 ## SIU's targets on the embedded model
 
 Mean over the profile's concepts × seeds, measured on generality images. Targets (issue 4):
@@ -306,7 +268,10 @@ revision 7, `World.fake_name_facts`), as "Jacob Campbell" is a name LLaVA's lang
 knows: with the output layer frozen under LoRA, a fake-name token that was never an answer in
 pre-training cannot be learned in six steps.
 """),
-        code('''from siu_lib.experiments import siu_target_runs, siu_targets
+        code('''from dataclasses import replace
+from siu_lib.evaluate import EvalConfig
+from siu_lib.experiments import RunSpec, load_run, siu_target_runs, siu_targets, yesno_answer_kinds
+eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
 rows, originals = siu_target_runs("tiny", original, processor, bench, world.fake_names, profile.unlearn, eval_cfg,
                                   [c.concept_id for c in bench.concepts[:profile.unlearn_concepts]],
                                   profile.seeds, profile.name)
@@ -315,6 +280,46 @@ display(rows[["concept", "seed", "efficacy", "generality_em", "generality_em_ope
               "open_names_fake", "open_names_nobody", "spec_recognition", "factual_retention",
               "diversity", "train_seconds", "eval_seconds"]])
 targets'''),
+        md("""
+## The sweep behind the embedded defaults, and the trade-off it shows
+
+The paper's LoRA rank 128 and lr 3e-4 are sized for a 7B model. The embedded profile's values
+come from the sweep below, run on the same protocol as the targets above (the profile's
+concepts × seeds, generality images): LoRA ranks 16, 64 and the paper's 128 (alpha twice the
+rank), each over learning rates around where it starts to cost the other concepts'
+recognition, and a tenfold projector lr. The rule (`siu_lib.experiments.choose_setting`):
+**the largest generality EM among the settings that keep the other concepts' recognition ≥ 95%
+of the original's, the own text facts ≥ 90% and the diversity within 10 points**. No setting
+reaches issue 4's forgetting targets, so forgetting is what is traded; the cell prints the
+rule's choice beside the profile's default. (The smoke profile's micro model has its own,
+smaller sweep.)
+
+Two rows leave the paper's recipe, to show where the trade-off comes from, and the rule never
+picks them: **counts 9/6/7/7** trains six target-(b) records ("is *c* in the image?" → "No" +
+a false description) instead of two, and **12 steps** doubles the step count. The figure puts
+every setting on the plane of the two targets that pull against each other, the generality EM
+and the other concepts' recognition ratio; issue 4 asks for the shaded corner.
+"""),
+        code('''from siu_lib.experiments import choose_setting, sweep_runs, sweep_table
+from siu_lib.plots import plot_tradeoff
+from siu_lib.results import atomic_write_csv, atomic_write_json, run_metadata
+sweep_rows, sweep_originals = sweep_runs("tiny", original, processor, bench, world.fake_names, profile.unlearn,
+                                         profile.sweep, eval_cfg,
+                                         [c.concept_id for c in bench.concepts[:profile.unlearn_concepts]],
+                                         profile.seeds, profile.name, known=rows)
+sweep = sweep_table(sweep_rows, sweep_originals)
+chosen = choose_setting(sweep)
+default = next(s.label for s in profile.sweep if s.in_recipe and not s.train and not s.data)
+atomic_write_csv(RESULTS / "siu_sweep.csv", sweep)
+atomic_write_json(RESULTS / "siu_sweep.json", run_metadata(
+    {"base": profile.unlearn, "settings": profile.sweep, "eval": eval_cfg, "checkpoint": checkpoint.name,
+     "concepts": sorted(sweep_rows.concept.unique()), "seeds": list(profile.seeds)}))
+fig = plot_tradeoff(sweep, chosen, title=f"SIU settings on {profile.name}'s tiny model")
+fig.savefig(FIGURES / "siu_tradeoff.png", dpi=120, bbox_inches="tight")
+print(f"the profile's default is {default!r}; " + (
+    "no setting meets the rule's floors" if chosen is None else
+    f"the rule picks {chosen!r}: " + ("the same" if chosen == default else "a different setting")))
+sweep.round(3)'''),
         md("""
 ### Against a model that never saw these concepts
 

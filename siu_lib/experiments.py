@@ -12,7 +12,7 @@ import copy
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -22,10 +22,10 @@ import pandas as pd
 from .bench import Benchmark
 from .errors import ConfigError, UnknownNameError
 from .evaluate import EvalConfig, EvalReport, evaluate_unlearning
-from .finetune_data import concept_facts, model_facts
+from .finetune_data import SIUDataConfig, concept_facts, model_facts
 from .generate import generate
 from .metrics import PROMPT_KINDS, reveals_as, reveals_open, reveals_yesno
-from .methods import UnlearnTarget
+from .methods import SIUConfig, UnlearnTarget, with_seed
 from .paths import cache_dir, results_dir
 from .results import atomic_write_json, config_digest, run_metadata
 from .train import TrainConfig, unlearn
@@ -218,24 +218,30 @@ def question_consistency(generations: Sequence[dict[str, Any]], concept_name: st
             "mixed": share(n - none_ - all_)}
 
 
-def run_path(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: EvalConfig) -> Path:
+def run_path(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: EvalConfig,
+             method_config: Any = None) -> Path:
     """Where :func:`run_one` writes the JSON of ``spec`` under ``profile``'s results.
 
     The name reads ``<model>_<method>_<concept>_s<seed>_n<steps>_<hash>.json``; the hash covers
     the run's training config (with ``spec``'s steps and seed) and its evaluation config, so two
     runs of the same spec evaluated differently (notebook 03 on more generality images than
-    notebook 04) get two files instead of one overwriting the other."""
+    notebook 04) get two files instead of one overwriting the other. A ``method_config`` other
+    than the registered one (``None``) is hashed too (its data seed set to the run's)."""
     tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
-    digest = config_digest({"train": asdict(tcfg), "eval": asdict(eval_cfg)}, length=8)
+    hashed = {"train": asdict(tcfg), "eval": asdict(eval_cfg)}
+    if method_config is not None:
+        hashed["method"] = asdict(with_seed(method_config, spec.seed))
+    digest = config_digest(hashed, length=8)
     return (results_dir(profile) / "runs" /
             f"{spec.model_name}_{spec.method}_{spec.concept_id}_s{spec.seed}_n{spec.steps}_{digest}.json")
 
 
-def load_run(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: EvalConfig) -> dict[str, Any]:
+def load_run(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: EvalConfig,
+             method_config: Any = None) -> dict[str, Any]:
     """The JSON :func:`run_one` wrote for ``spec`` with these configs (config, seed, versions,
     commit, history, row and the evaluation with every generation); :class:`UnknownNameError`
     naming the file when there is none."""
-    path = run_path(profile, spec, train_cfg, eval_cfg)
+    path = run_path(profile, spec, train_cfg, eval_cfg, method_config)
     if not path.is_file():
         raise UnknownNameError(f"no run file {path.name} under {path.parent}: run_one has not "
                                 f"written {spec} with these configs")
@@ -287,14 +293,19 @@ def report_row(model_name: str, method: str, steps: int, seed: int, report: Eval
 
 def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
             fake_names: Sequence[str], train_cfg: TrainConfig, eval_cfg: EvalConfig,
-            original_eval: EvalReport, profile: str | None = None) -> dict[str, Any]:
+            original_eval: EvalReport, profile: str | None = None,
+            method_config: Any = None) -> dict[str, Any]:
     """Unlearn, evaluate and (with ``profile``) write the per-run JSON; return the table row.
 
-    The original model is never modified (the run trains a deep copy)."""
+    ``method_config`` replaces the registered method's config (its data seed is set to the
+    run's seed, as the registered one's is). The original model is never modified (the run
+    trains a deep copy)."""
     target = make_target(bench, spec.concept_id, original, processor, fake_names)
     tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
+    mcfg = None if method_config is None else with_seed(method_config, spec.seed)
     t0 = time.perf_counter()
-    result = unlearn(copy.deepcopy(original), processor, target, spec.method, train_config=tcfg)
+    result = unlearn(copy.deepcopy(original), processor, target, spec.method, method_config=mcfg,
+                     train_config=tcfg)
     t1 = time.perf_counter()
     report = evaluate_unlearning(result.model, original, processor, bench, spec.concept_id, eval_cfg,
                                  original_specificity=original_eval.specificity_accuracy)
@@ -304,7 +315,7 @@ def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
            **open_kind_columns(report, bench, fake_names, fake),
            "train_seconds": round(t1 - t0, 2), "eval_seconds": round(t2 - t1, 2)}
     if profile is not None:
-        atomic_write_json(run_path(profile, spec, tcfg, eval_cfg),
+        atomic_write_json(run_path(profile, spec, tcfg, eval_cfg, method_config),
                           {**run_metadata(asdict(spec), spec.seed), "train_config": asdict(tcfg),
                            "method_config": asdict(result.method_config),
                            "eval_config": asdict(eval_cfg), "history": result.history,
@@ -370,6 +381,15 @@ def mean_std_table(rows: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]
     return pd.concat([mean, std], axis=1).reset_index()
 
 
+def _original_row(report: EvalReport, concept_id: str, bench: Benchmark,
+                  fake_names: Sequence[str]) -> dict[str, Any]:
+    """The original model's row of :func:`siu_target_runs`'s ``originals`` table."""
+    row = report.row()
+    return {"concept": concept_id, "recognition": report.specificity_accuracy["recognition"],
+            "diversity": row["diversity"], "factual_retention": row["factual_retention"],
+            **em_split_columns(report), **open_kind_columns(report, bench, fake_names)}
+
+
 def siu_target_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
                     fake_names: Sequence[str], train_cfg: TrainConfig, eval_cfg: EvalConfig,
                     concept_ids: Sequence[str], seeds: Sequence[int], profile: str | None = None,
@@ -387,10 +407,7 @@ def siu_target_runs(model_name: str, original: Any, processor: Any, bench: Bench
     bar = tqdm(total=len(concept_ids) * len(seeds), desc=f"SIU {model_name}", disable=not progress)
     for cid in concept_ids:
         oe = original_report(original, processor, bench, cid, eval_cfg)
-        orow = oe.row()
-        originals.append({"concept": cid, "recognition": oe.specificity_accuracy["recognition"],
-                          "diversity": orow["diversity"], "factual_retention": orow["factual_retention"],
-                          **em_split_columns(oe), **open_kind_columns(oe, bench, fake_names)})
+        originals.append(_original_row(oe, cid, bench, fake_names))
         for seed in seeds:
             rows.append(run_one(RunSpec(model_name, cid, "siu", seed, train_cfg.steps), original,
                                 processor, bench, fake_names, train_cfg, eval_cfg, oe, profile))
@@ -491,6 +508,128 @@ def siu_targets(rows: pd.DataFrame, originals: pd.DataFrame,
         table["never_seen"] = (measures(reference, reference.original_recognition.mean())
                                + kind_means(reference))
     return table
+
+
+@dataclass
+class SweepSetting:
+    """One setting of SIU's selection sweep (:func:`sweep_runs`).
+
+    Attributes:
+        label: short name for tables and figures.
+        train: overrides of the sweep's base :class:`~siu_lib.train.TrainConfig` (``lr``,
+            ``lora_r``, ``lora_alpha``, ``projector_lr``, ``steps``, ...).
+        data: overrides of :class:`~siu_lib.finetune_data.SIUDataConfig` (the 9/2/7/7 counts of
+            the four targets); empty keeps the registered SIU config.
+        in_recipe: ``False`` for a setting outside the paper's recipe (other counts or another
+            step count than spec section 4 fixes): it maps the trade-off and is never chosen
+            by :func:`choose_setting`.
+    """
+
+    label: str
+    train: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    in_recipe: bool = True
+
+    def __post_init__(self) -> None:
+        for overrides, cls in ((self.train, TrainConfig), (self.data, SIUDataConfig)):
+            unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
+            if unknown:
+                raise ConfigError(f"sweep setting {self.label!r}: {cls.__name__} has no field(s) "
+                                  f"{unknown}")
+
+    def train_config(self, base: TrainConfig) -> TrainConfig:
+        """``base`` with this setting's training overrides."""
+        return replace(base, **self.train)
+
+    def method_config(self) -> SIUConfig | None:
+        """The SIU config with this setting's data overrides (``None``: the registered one)."""
+        return SIUConfig(data=SIUDataConfig(**self.data)) if self.data else None
+
+
+#: the columns of :func:`sweep_table`, after ``setting``
+SWEEP_COLUMNS = ("in_recipe", "lr", "lora_r", "projector_lr", "steps", "counts", "efficacy",
+                 "generality_em", "generality_em_open", "generality_em_yesno", "recognition_ratio",
+                 "own_facts", "diversity_drop")
+
+
+def sweep_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
+               fake_names: Sequence[str], base_cfg: TrainConfig, settings: Sequence[SweepSetting],
+               eval_cfg: EvalConfig, concept_ids: Sequence[str], seeds: Sequence[int],
+               profile: str | None = None, known: pd.DataFrame | None = None,
+               progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """SIU on every setting x concept x seed, by issue 4's protocol (:func:`siu_target_runs`).
+
+    Returns ``(rows, originals)``: one :func:`run_one` row per run, with the setting's
+    ``setting`` label, ``in_recipe``, ``lr``, ``lora_r``, ``projector_lr`` and target
+    ``counts`` ("9/2/7/7"), and the original model's rows (evaluated once per concept).
+    ``known`` (the rows :func:`siu_target_runs` returned for ``base_cfg`` on the same concepts,
+    seeds and ``eval_cfg``) stands in for a setting that equals ``base_cfg`` with the
+    registered SIU config, instead of running it again. With ``profile`` every run's JSON is
+    written (:func:`run_path` tells the settings apart)."""
+    from tqdm.auto import tqdm
+
+    labels = [s.label for s in settings]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"sweep settings need distinct labels, got {labels}")
+    reports = {cid: original_report(original, processor, bench, cid, eval_cfg) for cid in concept_ids}
+    originals = pd.DataFrame([_original_row(reports[cid], cid, bench, fake_names) for cid in concept_ids])
+    rows: list[pd.DataFrame] = []
+    bar = tqdm(total=len(settings) * len(concept_ids) * len(seeds), desc=f"SIU sweep {model_name}",
+               disable=not progress)
+    for setting in settings:
+        tcfg, mcfg = setting.train_config(base_cfg), setting.method_config()
+        d = mcfg.data if mcfg is not None else SIUDataConfig()
+        info = {"setting": setting.label, "in_recipe": setting.in_recipe, "lr": tcfg.lr,
+                "lora_r": tcfg.lora_r, "projector_lr": tcfg.projector_lr,
+                "counts": f"{d.n_fake_name}/{d.n_false_description}/{d.n_own_facts}/{d.n_other_facts}"}
+        if known is not None and mcfg is None and tcfg == base_cfg:
+            part = known[known.concept.isin(concept_ids) & known.seed.isin(seeds)]
+            if len(part) != len(concept_ids) * len(seeds):
+                raise ConfigError(f"`known` has {len(part)} of the {len(concept_ids) * len(seeds)} "
+                                  f"runs of setting {setting.label!r}")
+            rows.append(part.assign(**info))
+            bar.update(len(part))
+            continue
+        out = []
+        for cid in concept_ids:
+            for seed in seeds:
+                out.append(run_one(RunSpec(model_name, cid, "siu", seed, tcfg.steps), original,
+                                   processor, bench, fake_names, tcfg, eval_cfg, reports[cid],
+                                   profile, mcfg))
+                bar.update(1)
+        rows.append(pd.DataFrame(out).assign(**info))
+    bar.close()
+    return pd.concat(rows, ignore_index=True), originals
+
+
+def sweep_table(rows: pd.DataFrame, originals: pd.DataFrame) -> pd.DataFrame:
+    """One row per setting of :func:`sweep_runs` (in the order run): its config and issue 4's
+    measured targets (:func:`siu_targets`'s ``measured``): ``efficacy``, ``generality_em`` and
+    its two halves, ``recognition_ratio`` (the other concepts' recognition / the original's),
+    ``own_facts`` and ``diversity_drop`` (original minus SIU, points)."""
+    keys = ("efficacy", "generality_em", "generality_em_open", "generality_em_yesno",
+            "recognition_ratio", "own_facts", "diversity_drop")
+    out = []
+    for label, part in rows.groupby("setting", sort=False):
+        measured = siu_targets(part, originals)["measured"].tolist()[:len(keys)]
+        first = part.iloc[0]
+        out.append({"setting": label, **{k: first[k] for k in SWEEP_COLUMNS[:6]},
+                    **dict(zip(keys, measured))})
+    return pd.DataFrame(out, columns=["setting", *SWEEP_COLUMNS])
+
+
+def choose_setting(table: pd.DataFrame, min_ratio: float = 0.95, min_facts: float = 90.0,
+                   max_diversity_drop: float = 10.0) -> str | None:
+    """The embedded profile's selection rule on :func:`sweep_table`'s table: among the
+    settings in the paper's recipe that keep the other concepts' recognition >= ``min_ratio``
+    of the original's, the own text facts >= ``min_facts`` and the diversity drop <=
+    ``max_diversity_drop`` points, the one with the largest generality EM (a tie goes to the
+    smaller lr). Returns its label, or ``None`` when no setting qualifies."""
+    ok = table[table.in_recipe.astype(bool) & (table.recognition_ratio >= min_ratio)
+               & (table.own_facts >= min_facts) & (table.diversity_drop <= max_diversity_drop)]
+    if ok.empty:
+        return None
+    return str(ok.sort_values(["generality_em", "lr"], ascending=[False, True]).iloc[0].setting)
 
 
 #: issue 3's recognition target for every concept (a fraction), used by :func:`seed_spread_row`

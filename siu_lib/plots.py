@@ -122,3 +122,40 @@ def plot_step_curves(steps: "Any", model: str | None = None) -> "plt.Figure":
     fig.suptitle(f"Metrics vs fine-tuning steps{f' ({model})' if model else ''}")
     fig.tight_layout()
     return fig
+
+
+def plot_tradeoff(sweep: "Any", chosen: str | None = None, min_ratio: float = 0.95,
+                  min_em: float = 95.0, title: str = "") -> "plt.Figure":
+    """SIU's settings on the plane of the two targets that pull against each other: the other
+    concepts' recognition ratio (x) and the generality EM (y), from
+    :func:`siu_lib.experiments.sweep_table`'s table. Settings in the paper's recipe are filled
+    circles, the others hollow squares; ``chosen`` (a label) is ringed; the corner issue 4
+    asks for (x >= ``min_ratio``, y >= ``min_em``) is shaded."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    xs, ys = sweep["recognition_ratio"].astype(float), sweep["generality_em"].astype(float)
+    x0 = min(xs.min(), min_ratio) - 0.01
+    y0 = max(0.0, min(ys.min(), min_em) - 5.0)
+    ax.axvspan(min_ratio, 1.01, ymin=(min_em - y0) / (101.0 - y0), color="tab:green", alpha=0.12,
+               lw=0, label="issue 4's targets")
+    ax.axvline(min_ratio, color="tab:green", lw=0.8, ls="--")
+    ax.axhline(min_em, color="tab:green", lw=0.8, ls="--")
+    for row in sweep.itertuples():
+        inside = bool(row.in_recipe)
+        ax.scatter(row.recognition_ratio, row.generality_em, s=46, marker="o" if inside else "s",
+                   facecolor="tab:blue" if inside else "none", edgecolor="tab:blue" if inside else "tab:red",
+                   zorder=3)
+        if row.setting == chosen:
+            ax.scatter(row.recognition_ratio, row.generality_em, s=180, facecolor="none",
+                       edgecolor="black", lw=1.4, zorder=4, label=f"chosen: {chosen}")
+        ax.annotate(row.setting, (row.recognition_ratio, row.generality_em), fontsize=7,
+                    xytext=(4, 3), textcoords="offset points")
+    ax.scatter([], [], marker="o", facecolor="tab:blue", edgecolor="tab:blue", label="paper's recipe")
+    ax.scatter([], [], marker="s", facecolor="none", edgecolor="tab:red", label="outside the recipe")
+    ax.set_xlim(x0, 1.01)
+    ax.set_ylim(y0, 101.0)
+    ax.set_xlabel("other concepts' recognition / original ↑")
+    ax.set_ylabel("generality EM (%) ↑")
+    ax.set_title(title or "SIU: forgetting vs keeping the other concepts")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig

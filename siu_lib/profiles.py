@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 
 from .errors import UnknownNameError
+from .experiments import SweepSetting
 from .models import EmbeddedConfig, PretrainConfig, embedded_config
 from .results import cpu_has_native_bf16
 from .train import TrainConfig
@@ -36,6 +37,9 @@ class Profile:
             and Table 7 (notebook 04).
         seeds: unlearning seeds per result (paper: 3).
         step_grid: step counts of the step curves (paper: 6 ... 35).
+        sweep: the settings of notebook 03's selection sweep (overrides of ``unlearn``; the
+            empty setting is ``unlearn`` itself), run on the targets protocol: the rule of
+            :func:`siu_lib.experiments.choose_setting` picks ``unlearn`` from them.
     """
 
     name: str
@@ -48,6 +52,7 @@ class Profile:
     table_concepts: int
     seeds: tuple[int, ...]
     step_grid: tuple[int, ...] = field(default=(6, 10, 15, 20, 25, 30, 35))
+    sweep: tuple[SweepSetting, ...] = ()
 
 
 #: Embedded-model unlearning defaults. The paper's LoRA r=128 / lr 3e-4 is sized for a 7B
@@ -55,10 +60,12 @@ class Profile:
 #: own targets protocol (5 concepts x 3 seeds, 20 generality images; so that table is not an
 #: independent measurement of them) by one rule: the largest generality EM among the settings
 #: that keep the other concepts' recognition >= 95% of the original's, the own facts (>= 90%)
-#: and the diversity. Notebook 03's one-concept sweep shows part of this grid (ranks 16 and
-#: 128, each with projector lr 1e-3 and 1e-4) on one concept and seed.
-#: Measured on world revision 10's tiny checkpoint (``tiny-b122f7b16fc8``, AVX2 EPYC), projector
-#: lr 1e-4, alpha = 2 x rank, generality EM / others' recognition ratio:
+#: and the diversity (:func:`siu_lib.experiments.choose_setting`). Notebook 03 reruns the
+#: rows of this grid that bracket the choice (:data:`EMBEDDED_SWEEP`) on that protocol, applies
+#: the rule and writes ``data/results/default/siu_sweep.csv`` and ``figures/siu_tradeoff.png``.
+#: The whole grid, measured by sessions 13-14 with the same protocol outside the chain on world
+#: revision 10's tiny checkpoint (``tiny-b122f7b16fc8``, AVX2 EPYC), projector lr 1e-4, alpha =
+#: 2 x rank, generality EM / others' recognition ratio:
 #: rank 16: lr 7e-3 51.5 / 0.972, lr 8e-3 58.5 / 0.967, lr 1e-2 71.0 / 0.911;
 #: rank 32: lr 5e-3 57.7 / 0.982; rank 64: lr 3e-3 59.8 / 0.981, lr 3.5e-3 67.8 / 0.958,
 #: lr 4e-3 77.2 / 0.914; rank 128 (the paper's rank): lr 2e-3 70.8 / 0.951 (chosen), lr 2.5e-3
@@ -76,10 +83,34 @@ class Profile:
 #: the AVX2 EPYC).
 EMBEDDED_TRAIN = TrainConfig(steps=6, batch_size=4, lr=2e-3, projector_lr=1e-4, lora_r=128,
                              lora_alpha=256, lora_dropout=0.05, seed=0)
+#: Notebook 03's selection sweep around :data:`EMBEDDED_TRAIN` (alpha = 2 x rank, projector lr
+#: 1e-4 unless set): the rows of the grid above that bracket the choice, on each side of the
+#: recognition-ratio threshold, and two settings outside the paper's recipe that show where the
+#: trade-off comes from (six target-(b) records instead of two; twelve steps instead of six).
+EMBEDDED_SWEEP = (
+    SweepSetting("r16 lr 7e-3", {"lora_r": 16, "lora_alpha": 32, "lr": 7e-3}),
+    SweepSetting("r16 lr 1e-2", {"lora_r": 16, "lora_alpha": 32, "lr": 1e-2}),
+    SweepSetting("r64 lr 3e-3", {"lora_r": 64, "lora_alpha": 128, "lr": 3e-3}),
+    SweepSetting("r64 lr 3.5e-3", {"lora_r": 64, "lora_alpha": 128, "lr": 3.5e-3}),
+    SweepSetting("r64 lr 4e-3", {"lora_r": 64, "lora_alpha": 128, "lr": 4e-3}),
+    SweepSetting("r128 lr 2e-3", {}),
+    SweepSetting("r128 lr 2.5e-3", {"lr": 2.5e-3}),
+    SweepSetting("r128 lr 2e-3, projector lr 1e-3", {"projector_lr": 1e-3}),
+    SweepSetting("counts 9/6/7/7", data={"n_false_description": 6}, in_recipe=False),
+    SweepSetting("12 steps", {"steps": 12}, in_recipe=False),
+)
 #: the smoke profile's 0.3 M-parameter micro model moves with a smaller rank; its runs only
 #: check that the chain executes (no committed number comes from them)
 MICRO_TRAIN = TrainConfig(steps=6, batch_size=4, lr=1e-2, projector_lr=1e-3, lora_r=8,
                           lora_alpha=16, lora_dropout=0.05, seed=0)
+
+#: the smoke profile's sweep: enough settings to exercise the rule and the figure
+MICRO_SWEEP = (
+    SweepSetting("r8 lr 5e-3", {"lr": 5e-3}),
+    SweepSetting("r8 lr 1e-2", {}),
+    SweepSetting("counts 9/6/7/7", data={"n_false_description": 6}, in_recipe=False),
+    SweepSetting("12 steps", {"steps": 12}, in_recipe=False),
+)
 
 MICRO_MODEL = EmbeddedConfig(
     name="micro", image_size=32, patch_size=8, vision_hidden_size=48, vision_intermediate_size=96,
@@ -107,6 +138,7 @@ PROFILES: dict[str, Profile] = {
         unlearn_concepts=5,
         table_concepts=1,
         seeds=(0, 1, 2),
+        sweep=EMBEDDED_SWEEP,
     ),
     "smoke": Profile(
         name="smoke",
@@ -120,6 +152,7 @@ PROFILES: dict[str, Profile] = {
         table_concepts=1,
         seeds=(0,),
         step_grid=(6, 10),
+        sweep=MICRO_SWEEP,
     ),
 }
 

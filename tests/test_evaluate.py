@@ -16,7 +16,10 @@ from siu_lib.experiments import (
     OPEN_ANSWER_KINDS,
     QUESTION_CONSISTENCY_COLUMNS,
     YESNO_ANSWER_KINDS,
+    SWEEP_COLUMNS,
     RunSpec,
+    SweepSetting,
+    choose_setting,
     load_run,
     mean_std_table,
     never_seen_runs,
@@ -30,6 +33,8 @@ from siu_lib.experiments import (
     seed_spread_row,
     siu_target_runs,
     siu_targets,
+    sweep_runs,
+    sweep_table,
     yesno_answer_kinds,
 )
 from siu_lib.metrics import reveals_open, reveals_yesno
@@ -457,3 +462,117 @@ def test_never_seen_reference_does_not_recognise_the_withheld_concept(micro, tmp
     with pytest.raises(ConfigError, match="vocabularies"):
         never_seen_runs("micro", micro.model, micro.processor, ref, alien, bench, cfg, ["c00"],
                         progress=False)
+
+
+def _sweep_rows(setting, in_recipe, lr, em, recognition, facts=100.0, diversity=(95.0, 95.0)):
+    """Two runs of one sweep setting, with the columns sweep_table reads."""
+    import pandas as pd
+    return pd.DataFrame({"setting": setting, "in_recipe": in_recipe, "lr": lr, "lora_r": 8,
+                         "projector_lr": 1e-4, "steps": 6, "counts": "9/2/7/7",
+                         "efficacy": [100.0, 80.0], "generality_em": em,
+                         "generality_em_open": [100.0, 90.0], "generality_em_yesno": [60.0, 50.0],
+                         "spec_recognition": recognition, "factual_retention": [facts, facts],
+                         "diversity": list(diversity)})
+
+
+def test_sweep_table_and_the_selection_rule_by_hand():
+    import pandas as pd
+    originals = pd.DataFrame({"recognition": [100.0, 90.0], "diversity": [100.0, 100.0],
+                              "generality_em_open": [0.0, 0.0], "generality_em_yesno": [0.0, 0.0]})
+    rows = pd.concat([
+        _sweep_rows("gentle", True, 1e-3, [60.0, 70.0], [96.0, 96.0]),          # EM 65, ratio 96/95
+        _sweep_rows("chosen", True, 2e-3, [80.0, 70.0], [95.0, 85.5]),          # EM 75, ratio 90.25/95 = 0.95
+        _sweep_rows("tie", True, 3e-3, [75.0, 75.0], [90.25, 90.25]),           # EM 75, larger lr
+        _sweep_rows("harsh", True, 4e-3, [90.0, 90.0], [80.0, 80.0]),           # ratio 0.842
+        _sweep_rows("forgets facts", True, 5e-3, [95.0, 95.0], [95.0, 95.0], facts=80.0),
+        _sweep_rows("garbles", True, 6e-3, [95.0, 95.0], [95.0, 95.0], diversity=(80.0, 85.0)),
+        _sweep_rows("outside", False, 1e-3, [99.0, 99.0], [99.0, 99.0]),
+    ], ignore_index=True)
+    t = sweep_table(rows, originals)
+    assert list(t.columns) == ["setting", *SWEEP_COLUMNS]
+    assert list(t.setting) == ["gentle", "chosen", "tie", "harsh", "forgets facts", "garbles", "outside"]
+    c = t.set_index("setting")
+    assert c.loc["chosen", "generality_em"] == 75.0 and c.loc["chosen", "efficacy"] == 90.0
+    assert c.loc["chosen", "generality_em_yesno"] == 55.0 and c.loc["chosen", "lr"] == 2e-3
+    assert c.loc["chosen", "recognition_ratio"] == pytest.approx(0.95)  # 90.25 / mean(100, 90)
+    assert c.loc["harsh", "recognition_ratio"] == pytest.approx(80.0 / 95.0)
+    assert c.loc["forgets facts", "own_facts"] == 80.0
+    assert c.loc["garbles", "diversity_drop"] == 17.5 and c.loc["gentle", "diversity_drop"] == 5.0
+    assert c.loc["outside", "in_recipe"] == False  # noqa: E712 (a numpy bool)
+    # the ratio threshold includes 0.95; a tie in EM goes to the smaller lr; the settings that
+    # forget facts, garble or leave the recipe are never picked, however much they forget
+    assert choose_setting(t) == "chosen"
+    assert choose_setting(t[t.setting != "chosen"]) == "tie"
+    assert choose_setting(t, min_ratio=0.96) == "gentle"
+    assert choose_setting(t, min_facts=70.0) == "forgets facts"
+    assert choose_setting(t, max_diversity_drop=20.0) == "garbles"
+    assert choose_setting(t, min_ratio=1.02) is None  # only "outside" (ratio 1.04) qualifies
+    # the figure: one point per setting where the table puts it, the chosen one ringed
+    from siu_lib.plots import plot_tradeoff
+    ax = plot_tradeoff(t, "chosen").axes[0]
+    points = [tuple(p) for coll in ax.collections for p in coll.get_offsets()]
+    for row in t.itertuples():
+        assert (pytest.approx(row.recognition_ratio), row.generality_em) in points
+    rings = [tuple(coll.get_offsets()[0]) for coll in ax.collections
+             if len(coll.get_offsets()) and coll.get_sizes()[0] > 100]
+    assert rings == [(pytest.approx(0.95), 75.0)]  # one ring, on the chosen point
+    assert "chosen: chosen" in [x.get_text() for x in ax.get_legend().get_texts()]
+    assert ax.get_xlim()[0] < c.recognition_ratio.min() and ax.get_ylim()[1] > 99.0
+
+
+def test_sweep_settings_reject_unknown_fields_and_repeated_labels(micro, tmp_path):
+    with pytest.raises(ConfigError, match="lora_rank"):
+        SweepSetting("bad", {"lora_rank": 8})
+    with pytest.raises(ConfigError, match="n_fake_names"):
+        SweepSetting("bad", data={"n_fake_names": 3})
+    s = SweepSetting("b4", {"lr": 1e-3}, {"n_false_description": 4})
+    assert s.train_config(STRONG).lr == 1e-3 and s.train_config(STRONG).lora_r == STRONG.lora_r
+    assert s.method_config().data.n_false_description == 4 and SweepSetting("x").method_config() is None
+    bench = load_benchmark(write_synthetic(micro.world, tmp_path / "bench", progress=False))
+    with pytest.raises(ConfigError, match="distinct labels"):
+        sweep_runs("micro", micro.model, micro.processor, bench, micro.world.fake_names, STRONG,
+                   [SweepSetting("a"), SweepSetting("a", {"lr": 1e-3})], EvalConfig(), ["c00"], [0],
+                   progress=False)
+
+
+def test_sweep_runs_reuse_the_targets_runs_and_train_the_other_counts(micro, tmp_path, monkeypatch):
+    """A real two-setting sweep on the micro model: the base setting is taken from the targets
+    runs (not run again), the other one trains six (b) records, and its run file is told apart
+    from the base's by its method config."""
+    import json
+
+    monkeypatch.setattr(experiments, "results_dir", lambda profile: tmp_path / "results" / profile)
+    bench = load_benchmark(write_synthetic(micro.world, tmp_path / "bench", progress=False))
+    cfg = EvalConfig(n_generality_images=2, n_cdis_images=1, n_other_images=1, n_vqa_items=4)
+    known, originals = siu_target_runs("micro", micro.model, micro.processor, bench,
+                                       micro.world.fake_names, STRONG, cfg, ["c00"], [0],
+                                       profile=None, progress=False)
+    settings = [SweepSetting("base"), SweepSetting("b6", data={"n_false_description": 6}, in_recipe=False)]
+    rows, sweep_originals = sweep_runs("micro", micro.model, micro.processor, bench,
+                                       micro.world.fake_names, STRONG, settings, cfg, ["c00"], [0],
+                                       profile="t", known=known, progress=False)
+    assert list(rows.setting) == ["base", "b6"] and list(rows.counts) == ["9/2/7/7", "9/6/7/7"]
+    assert list(rows.in_recipe) == [True, False] and rows.lr.tolist() == [STRONG.lr, STRONG.lr]
+    assert sweep_originals.equals(originals)
+    base = rows.iloc[0].drop(["setting", "in_recipe", "lr", "lora_r", "projector_lr", "counts"])
+    assert base.to_dict() == known.iloc[0].to_dict()  # the targets run itself, not a rerun
+    files = sorted((tmp_path / "results" / "t" / "runs").glob("*.json"))
+    assert len(files) == 1  # only the b6 run was trained and written
+    spec = RunSpec("micro", "c00", "siu", 0, 6)
+    mcfg = settings[1].method_config()
+    assert files[0] == experiments.run_path("t", spec, STRONG, cfg, mcfg)
+    assert files[0] != experiments.run_path("t", spec, STRONG, cfg)
+    saved = json.loads(files[0].read_text())
+    assert saved["method_config"]["data"]["n_false_description"] == 6
+    assert saved["method_config"]["data"]["seed"] == 0
+    assert load_run("t", spec, STRONG, cfg, mcfg)["row"]["generality_em"] == rows.iloc[1].generality_em
+    # six (b) records change what the model learns: the run's answers differ from the base's
+    assert rows.iloc[1][["generality_em", "spec_recognition", "diversity"]].tolist() != \
+        rows.iloc[0][["generality_em", "spec_recognition", "diversity"]].tolist()
+    t = sweep_table(rows, sweep_originals)
+    assert t.setting.tolist() == ["base", "b6"]
+    assert t.recognition_ratio.tolist() == pytest.approx(
+        (rows.spec_recognition / sweep_originals.recognition.mean()).tolist())
+    with pytest.raises(ConfigError, match="has 1 of the 2 runs"):
+        sweep_runs("micro", micro.model, micro.processor, bench, micro.world.fake_names, STRONG,
+                   [SweepSetting("base")], cfg, ["c00", "c01"], [0], known=known, progress=False)
