@@ -574,8 +574,9 @@ def sweep_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
     reports = {cid: original_report(original, processor, bench, cid, eval_cfg) for cid in concept_ids}
     originals = pd.DataFrame([_original_row(reports[cid], cid, bench, fake_names) for cid in concept_ids])
     rows: list[pd.DataFrame] = []
+    # refreshed at most every 5 s: a notebook without widgets prints every refresh as a line
     bar = tqdm(total=len(settings) * len(concept_ids) * len(seeds), desc=f"SIU sweep {model_name}",
-               disable=not progress)
+               disable=not progress, mininterval=5.0)
     for setting in settings:
         tcfg, mcfg = setting.train_config(base_cfg), setting.method_config()
         d = mcfg.data if mcfg is not None else SIUDataConfig()

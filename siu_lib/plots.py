@@ -147,8 +147,11 @@ def plot_tradeoff(sweep: "Any", chosen: str | None = None, min_ratio: float = 0.
         if row.setting == chosen:
             ax.scatter(row.recognition_ratio, row.generality_em, s=180, facecolor="none",
                        edgecolor="black", lw=1.4, zorder=4, label=f"chosen: {chosen}")
+        # the chosen point's label goes below left, clear of its ring and of close neighbours
+        below = row.setting == chosen
         ax.annotate(row.setting, (row.recognition_ratio, row.generality_em), fontsize=7,
-                    xytext=(4, 3), textcoords="offset points")
+                    xytext=(-9, -13) if below else (4, 3), ha="right" if below else "left",
+                    textcoords="offset points")
     ax.scatter([], [], marker="o", facecolor="tab:blue", edgecolor="tab:blue", label="paper's recipe")
     ax.scatter([], [], marker="s", facecolor="none", edgecolor="tab:red", label="outside the recipe")
     ax.set_xlim(x0, 1.01)
