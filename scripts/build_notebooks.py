@@ -268,13 +268,12 @@ revision 7, `World.fake_name_facts`), as "Jacob Campbell" is a name LLaVA's lang
 knows: with the output layer frozen under LoRA, a fake-name token that was never an answer in
 pre-training cannot be learned in six steps.
 """),
-        code('''from dataclasses import replace
-from siu_lib.evaluate import EvalConfig
+        code('''from siu_lib.evaluate import EvalConfig
 from siu_lib.experiments import RunSpec, load_run, siu_target_runs, siu_targets, yesno_answer_kinds
 eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
+target_ids = [c.concept_id for c in bench.concepts[:profile.unlearn_concepts]]
 rows, originals = siu_target_runs("tiny", original, processor, bench, world.fake_names, profile.unlearn, eval_cfg,
-                                  [c.concept_id for c in bench.concepts[:profile.unlearn_concepts]],
-                                  profile.seeds, profile.name)
+                                  target_ids, profile.seeds, profile.name)
 targets = siu_targets(rows, originals)
 display(rows[["concept", "seed", "efficacy", "generality_em", "generality_em_open", "generality_em_yesno",
               "open_names_fake", "open_names_nobody", "spec_recognition", "factual_retention",
@@ -284,10 +283,11 @@ targets'''),
 ## The sweep behind the embedded defaults, and the trade-off it shows
 
 The paper's LoRA rank 128 and lr 3e-4 are sized for a 7B model. The embedded profile's values
-come from the sweep below, run on the same protocol as the targets above (the profile's
-concepts × seeds, generality images): LoRA ranks 16, 64 and the paper's 128 (alpha twice the
-rank), each over learning rates around where it starts to cost the other concepts'
-recognition, and a tenfold projector lr. The rule (`siu_lib.experiments.choose_setting`):
+were chosen on a grid run on the same protocol as the targets above (the profile's concepts ×
+seeds, generality images; the whole grid is in `siu_lib.profiles.EMBEDDED_TRAIN`'s
+documentation); the sweep below reruns the part of it that brackets the choice: LoRA ranks 16,
+64 and the paper's 128 (alpha twice the rank), each over learning rates around where it starts
+to cost the other concepts' recognition, and a tenfold projector lr. The rule (`siu_lib.experiments.choose_setting`):
 **the largest generality EM among the settings that keep the other concepts' recognition ≥ 95%
 of the original's, the own text facts ≥ 90% and the diversity within 10 points**. No setting
 reaches issue 4's forgetting targets, so forgetting is what is traded; the cell prints the
@@ -303,17 +303,17 @@ and the other concepts' recognition ratio; issue 4 asks for the shaded corner.
         code('''from siu_lib.experiments import choose_setting, sweep_runs, sweep_table
 from siu_lib.plots import plot_tradeoff
 from siu_lib.results import atomic_write_csv, atomic_write_json, run_metadata
+from siu_lib.experiments import TARGET_FLOORS
 sweep_rows, sweep_originals = sweep_runs("tiny", original, processor, bench, world.fake_names, profile.unlearn,
-                                         profile.sweep, eval_cfg,
-                                         [c.concept_id for c in bench.concepts[:profile.unlearn_concepts]],
-                                         profile.seeds, profile.name, known=rows)
+                                         profile.sweep, eval_cfg, target_ids, profile.seeds, profile.name,
+                                         known=rows)
 sweep = sweep_table(sweep_rows, sweep_originals)
 chosen = choose_setting(sweep)
-default = next(s.label for s in profile.sweep if s.in_recipe and not s.train and not s.data)
+default = next((s.label for s in profile.sweep if s.in_recipe and not s.train and not s.data), None)
 atomic_write_csv(RESULTS / "siu_sweep.csv", sweep)
 atomic_write_json(RESULTS / "siu_sweep.json", run_metadata(
     {"base": profile.unlearn, "settings": profile.sweep, "eval": eval_cfg, "checkpoint": checkpoint.name,
-     "concepts": sorted(sweep_rows.concept.unique()), "seeds": list(profile.seeds)}))
+     "concepts": target_ids, "seeds": list(profile.seeds), "rule_floors": TARGET_FLOORS, "chosen": chosen}))
 fig = plot_tradeoff(sweep, chosen, title=f"SIU settings on {profile.name}'s tiny model")
 fig.savefig(FIGURES / "siu_tradeoff.png", dpi=120, bbox_inches="tight")
 print(f"the profile's default is {default!r}; " + (
@@ -340,7 +340,6 @@ The targets table with this column is written to `siu_targets.csv`, the referenc
         code('''from dataclasses import replace
 from siu_lib.experiments import never_seen_runs
 from siu_lib.results import atomic_write_csv
-target_ids = [c.concept_id for c in bench.concepts[:profile.unlearn_concepts]]
 reference_checkpoint = ensure_pretrained(profile.world, profile.models["tiny"],
                                          replace(profile.pretrain["tiny"], withheld=tuple(target_ids)))
 reference, reference_processor = load_model(reference_checkpoint)

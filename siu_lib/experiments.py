@@ -225,8 +225,9 @@ def run_path(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: Eval
     The name reads ``<model>_<method>_<concept>_s<seed>_n<steps>_<hash>.json``; the hash covers
     the run's training config (with ``spec``'s steps and seed) and its evaluation config, so two
     runs of the same spec evaluated differently (notebook 03 on more generality images than
-    notebook 04) get two files instead of one overwriting the other. A ``method_config`` other
-    than the registered one (``None``) is hashed too (its data seed set to the run's)."""
+    notebook 04) get two files instead of one overwriting the other. A ``method_config`` (one
+    that replaces the registered one; ``None`` keeps it) is hashed too, with its data seed set
+    to the run's: even one equal to the registered config gets its own name."""
     tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
     hashed = {"train": asdict(tcfg), "eval": asdict(eval_cfg)}
     if method_config is not None:
@@ -459,6 +460,29 @@ def never_seen_runs(model_name: str, original: Any, processor: Any, reference: A
     return pd.DataFrame(rows)
 
 
+#: issue 4's targets on the embedded model, keyed like :func:`target_measures` (a floor, except
+#: ``diversity_drop``, a ceiling in points; efficacy must reach 100)
+TARGET_FLOORS = {"efficacy": 100.0, "generality_em": 95.0, "recognition_ratio": 0.95,
+                 "own_facts": 90.0, "diversity_drop": 10.0}
+#: the keys of :func:`target_measures`, in :func:`siu_targets`' row order
+TARGET_MEASURES = ("efficacy", "generality_em", "generality_em_open", "generality_em_yesno",
+                   "recognition_ratio", "own_facts", "diversity_drop")
+
+
+def target_measures(rows: pd.DataFrame, original_recognition: float,
+                    original_diversity: float) -> dict[str, float]:
+    """Issue 4's measured quantities over runs (means): ``efficacy``, ``generality_em``, its
+    open and yes/no halves, ``recognition_ratio`` (the other concepts' recognition over
+    ``original_recognition``), ``own_facts`` and ``diversity_drop`` (``original_diversity``
+    minus the runs' diversity, points)."""
+    return {"efficacy": rows.efficacy.mean(), "generality_em": rows.generality_em.mean(),
+            "generality_em_open": rows.generality_em_open.mean(),
+            "generality_em_yesno": rows.generality_em_yesno.mean(),
+            "recognition_ratio": rows.spec_recognition.mean() / original_recognition,
+            "own_facts": rows.factual_retention.mean(),
+            "diversity_drop": original_diversity - rows.diversity.mean()}
+
+
 def siu_targets(rows: pd.DataFrame, originals: pd.DataFrame,
                 reference: pd.DataFrame | None = None) -> pd.DataFrame:
     """Issue 4's targets from :func:`siu_target_runs`'s tables: one row per target with the
@@ -475,18 +499,19 @@ def siu_targets(rows: pd.DataFrame, originals: pd.DataFrame,
     else, or nobody (refusals, descriptions, garbled text)."""
 
     def measures(r: pd.DataFrame, original_recognition: float) -> list[float]:
-        return [r.efficacy.mean(), r.generality_em.mean(), r.generality_em_open.mean(),
-                r.generality_em_yesno.mean(), r.spec_recognition.mean() / original_recognition,
-                r.factual_retention.mean(), originals.diversity.mean() - r.diversity.mean()]
+        return list(target_measures(r, original_recognition, originals.diversity.mean()).values())
 
     labels = ["efficacy (%)", "generality EM (%)", "  of which open prompts (%)",
               "  of which yes/no prompts (%)", "other concepts' recognition / original",
               "own text facts (%)", "diversity, original minus SIU (points)"]
-    goals = [("= 100", lambda v: v >= 100), (">= 95", lambda v: v >= 95),
+    f = TARGET_FLOORS
+    goals = [(f"= {f['efficacy']:g}", lambda v: v >= f["efficacy"]),
+             (f">= {f['generality_em']:g}", lambda v: v >= f["generality_em"]),
              (f"(original {originals.generality_em_open.mean():.1f})", None),
              (f"(original {originals.generality_em_yesno.mean():.1f})", None),
-             (">= 0.95", lambda v: v >= 0.95), (">= 90", lambda v: v >= 90),
-             ("<= 10", lambda v: v <= 10)]
+             (f">= {f['recognition_ratio']:g}", lambda v: v >= f["recognition_ratio"]),
+             (f">= {f['own_facts']:g}", lambda v: v >= f["own_facts"]),
+             (f"<= {f['diversity_drop']:g}", lambda v: v <= f["diversity_drop"])]
     # what the open answers say instead of the concept (context, not targets): issue 4 asks
     # for "the fake name or a non-revealing answer, never gibberish"
     kinds = [(f"open_{k}", f"  open answers naming {what} (%)") for k, what in
@@ -536,6 +561,11 @@ class SweepSetting:
             if unknown:
                 raise ConfigError(f"sweep setting {self.label!r}: {cls.__name__} has no field(s) "
                                   f"{unknown}")
+            if "seed" in overrides:  # every run sets both seeds to its own
+                raise ConfigError(f"sweep setting {self.label!r}: the seed is the run's, not a "
+                                  f"setting's ({cls.__name__} override seed={overrides['seed']!r})")
+        self.train_config(TrainConfig())  # bad values fail here, not in the middle of a sweep
+        self.method_config()
 
     def train_config(self, base: TrainConfig) -> TrainConfig:
         """``base`` with this setting's training overrides."""
@@ -546,10 +576,34 @@ class SweepSetting:
         return SIUConfig(data=SIUDataConfig(**self.data)) if self.data else None
 
 
-#: the columns of :func:`sweep_table`, after ``setting``
-SWEEP_COLUMNS = ("in_recipe", "lr", "lora_r", "projector_lr", "steps", "counts", "efficacy",
-                 "generality_em", "generality_em_open", "generality_em_yesno", "recognition_ratio",
-                 "own_facts", "diversity_drop")
+#: the config columns of :func:`sweep_table` (after ``setting``), also on :func:`sweep_runs`' rows
+SWEEP_CONFIG_COLUMNS = ("in_recipe", "lr", "lora_r", "lora_alpha", "projector_lr", "steps", "counts")
+#: the columns of :func:`sweep_table`, after ``setting``: the config, then issue 4's measured
+#: targets (:func:`target_measures`) and ``chosen`` (:func:`choose_setting`'s pick)
+SWEEP_COLUMNS = (*SWEEP_CONFIG_COLUMNS, *TARGET_MEASURES, "chosen")
+
+
+def _known_runs(known: pd.DataFrame, model_name: str, base_cfg: TrainConfig, eval_cfg: EvalConfig,
+                concept_ids: Sequence[str], seeds: Sequence[int], profile: str | None) -> pd.DataFrame:
+    """The rows of ``known`` that stand for the base setting in :func:`sweep_runs`: exactly one
+    SIU row of ``model_name`` at ``base_cfg``'s step count per concept x seed (in that order)
+    and, with ``profile``, each backed by the run file of ``base_cfg`` and ``eval_cfg``.
+    :class:`ConfigError` names what is missing."""
+    need = [(c, s) for c in concept_ids for s in seeds]
+    mine = known[(known.model == model_name) & (known.method == "siu") & (known.steps == base_cfg.steps)]
+    picked = []
+    for cid, seed in need:
+        hit = mine[(mine.concept == cid) & (mine.seed == seed)]
+        if len(hit) != 1:
+            raise ConfigError(f"`known` has {len(hit)} SIU rows of {model_name} for {cid} seed {seed} "
+                              f"at {base_cfg.steps} steps; the base setting needs exactly one")
+        if profile is not None:
+            path = run_path(profile, RunSpec(model_name, cid, "siu", seed, base_cfg.steps), base_cfg, eval_cfg)
+            if not path.is_file():
+                raise ConfigError(f"`known`'s run of {cid} seed {seed} has no file {path.name}: it was "
+                                  f"not run with the sweep's base and evaluation configs")
+        picked.append(hit)
+    return pd.concat(picked, ignore_index=True)
 
 
 def sweep_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
@@ -569,8 +623,14 @@ def sweep_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
     from tqdm.auto import tqdm
 
     labels = [s.label for s in settings]
+    if not settings:
+        raise ConfigError("a sweep needs at least one setting")
     if len(set(labels)) != len(labels):
         raise ConfigError(f"sweep settings need distinct labels, got {labels}")
+    reused = None  # checked before anything is evaluated or trained
+    if known is not None and any(s.method_config() is None and s.train_config(base_cfg) == base_cfg
+                                 for s in settings):
+        reused = _known_runs(known, model_name, base_cfg, eval_cfg, concept_ids, seeds, profile)
     reports = {cid: original_report(original, processor, bench, cid, eval_cfg) for cid in concept_ids}
     originals = pd.DataFrame([_original_row(reports[cid], cid, bench, fake_names) for cid in concept_ids])
     rows: list[pd.DataFrame] = []
@@ -581,15 +641,11 @@ def sweep_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
         tcfg, mcfg = setting.train_config(base_cfg), setting.method_config()
         d = mcfg.data if mcfg is not None else SIUDataConfig()
         info = {"setting": setting.label, "in_recipe": setting.in_recipe, "lr": tcfg.lr,
-                "lora_r": tcfg.lora_r, "projector_lr": tcfg.projector_lr,
+                "lora_r": tcfg.lora_r, "lora_alpha": tcfg.lora_alpha, "projector_lr": tcfg.projector_lr,
                 "counts": f"{d.n_fake_name}/{d.n_false_description}/{d.n_own_facts}/{d.n_other_facts}"}
-        if known is not None and mcfg is None and tcfg == base_cfg:
-            part = known[known.concept.isin(concept_ids) & known.seed.isin(seeds)]
-            if len(part) != len(concept_ids) * len(seeds):
-                raise ConfigError(f"`known` has {len(part)} of the {len(concept_ids) * len(seeds)} "
-                                  f"runs of setting {setting.label!r}")
-            rows.append(part.assign(**info))
-            bar.update(len(part))
+        if reused is not None and mcfg is None and tcfg == base_cfg:
+            rows.append(reused.assign(**info))
+            bar.update(len(reused))
             continue
         out = []
         for cid in concept_ids:
@@ -603,24 +659,24 @@ def sweep_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
     return pd.concat(rows, ignore_index=True), originals
 
 
-def sweep_table(rows: pd.DataFrame, originals: pd.DataFrame) -> pd.DataFrame:
-    """One row per setting of :func:`sweep_runs` (in the order run): its config and issue 4's
-    measured targets (:func:`siu_targets`'s ``measured``): ``efficacy``, ``generality_em`` and
-    its two halves, ``recognition_ratio`` (the other concepts' recognition / the original's),
-    ``own_facts`` and ``diversity_drop`` (original minus SIU, points)."""
-    keys = ("efficacy", "generality_em", "generality_em_open", "generality_em_yesno",
-            "recognition_ratio", "own_facts", "diversity_drop")
+def sweep_table(rows: pd.DataFrame, originals: pd.DataFrame, **rule: float) -> pd.DataFrame:
+    """One row per setting of :func:`sweep_runs` (in the order run): its config
+    (:data:`SWEEP_CONFIG_COLUMNS`), issue 4's measured targets (:func:`target_measures`:
+    ``efficacy``, ``generality_em`` and its two halves, ``recognition_ratio``, ``own_facts``,
+    ``diversity_drop``) and ``chosen``: whether :func:`choose_setting` (with ``rule``'s
+    thresholds) picks it."""
     out = []
     for label, part in rows.groupby("setting", sort=False):
-        measured = siu_targets(part, originals)["measured"].tolist()[:len(keys)]
         first = part.iloc[0]
-        out.append({"setting": label, **{k: first[k] for k in SWEEP_COLUMNS[:6]},
-                    **dict(zip(keys, measured))})
-    return pd.DataFrame(out, columns=["setting", *SWEEP_COLUMNS])
+        out.append({"setting": label, **{k: first[k] for k in SWEEP_CONFIG_COLUMNS},
+                    **target_measures(part, originals.recognition.mean(), originals.diversity.mean())})
+    table = pd.DataFrame(out, columns=["setting", *SWEEP_COLUMNS[:-1]])
+    return table.assign(chosen=table.setting == choose_setting(table, **rule))
 
 
-def choose_setting(table: pd.DataFrame, min_ratio: float = 0.95, min_facts: float = 90.0,
-                   max_diversity_drop: float = 10.0) -> str | None:
+def choose_setting(table: pd.DataFrame, min_ratio: float = TARGET_FLOORS["recognition_ratio"],
+                   min_facts: float = TARGET_FLOORS["own_facts"],
+                   max_diversity_drop: float = TARGET_FLOORS["diversity_drop"]) -> str | None:
     """The embedded profile's selection rule on :func:`sweep_table`'s table: among the
     settings in the paper's recipe that keep the other concepts' recognition >= ``min_ratio``
     of the original's, the own text facts >= ``min_facts`` and the diversity drop <=

@@ -124,18 +124,24 @@ def plot_step_curves(steps: "Any", model: str | None = None) -> "plt.Figure":
     return fig
 
 
-def plot_tradeoff(sweep: "Any", chosen: str | None = None, min_ratio: float = 0.95,
-                  min_em: float = 95.0, title: str = "") -> "plt.Figure":
+def plot_tradeoff(sweep: "Any", chosen: str | None = None, min_ratio: float | None = None,
+                  min_em: float | None = None, title: str = "") -> "plt.Figure":
     """SIU's settings on the plane of the two targets that pull against each other: the other
     concepts' recognition ratio (x) and the generality EM (y), from
     :func:`siu_lib.experiments.sweep_table`'s table. Settings in the paper's recipe are filled
     circles, the others hollow squares; ``chosen`` (a label) is ringed; the corner issue 4
-    asks for (x >= ``min_ratio``, y >= ``min_em``) is shaded."""
+    asks for (x >= ``min_ratio``, y >= ``min_em``; default
+    :data:`siu_lib.experiments.TARGET_FLOORS`) is shaded."""
+    from .experiments import TARGET_FLOORS
+
+    min_ratio = TARGET_FLOORS["recognition_ratio"] if min_ratio is None else min_ratio
+    min_em = TARGET_FLOORS["generality_em"] if min_em is None else min_em
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     xs, ys = sweep["recognition_ratio"].astype(float), sweep["generality_em"].astype(float)
     x0 = min(xs.min(), min_ratio) - 0.01
+    x1 = max(xs.max() + 0.01, 1.01)  # a setting may keep the others better than the original
     y0 = max(0.0, min(ys.min(), min_em) - 5.0)
-    ax.axvspan(min_ratio, 1.01, ymin=(min_em - y0) / (101.0 - y0), color="tab:green", alpha=0.12,
+    ax.axvspan(min_ratio, x1, ymin=(min_em - y0) / (101.0 - y0), color="tab:green", alpha=0.12,
                lw=0, label="issue 4's targets")
     ax.axvline(min_ratio, color="tab:green", lw=0.8, ls="--")
     ax.axhline(min_em, color="tab:green", lw=0.8, ls="--")
@@ -154,7 +160,7 @@ def plot_tradeoff(sweep: "Any", chosen: str | None = None, min_ratio: float = 0.
                     textcoords="offset points")
     ax.scatter([], [], marker="o", facecolor="tab:blue", edgecolor="tab:blue", label="paper's recipe")
     ax.scatter([], [], marker="s", facecolor="none", edgecolor="tab:red", label="outside the recipe")
-    ax.set_xlim(x0, 1.01)
+    ax.set_xlim(x0, x1)
     ax.set_ylim(y0, 101.0)
     ax.set_xlabel("other concepts' recognition / original ↑")
     ax.set_ylabel("generality EM (%) ↑")

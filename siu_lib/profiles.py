@@ -38,8 +38,10 @@ class Profile:
         seeds: unlearning seeds per result (paper: 3).
         step_grid: step counts of the step curves (paper: 6 ... 35).
         sweep: the settings of notebook 03's selection sweep (overrides of ``unlearn``; the
-            empty setting is ``unlearn`` itself), run on the targets protocol: the rule of
-            :func:`siu_lib.experiments.choose_setting` picks ``unlearn`` from them.
+            empty setting is ``unlearn`` itself), run on the targets protocol, where the rule
+            of :func:`siu_lib.experiments.choose_setting` is applied to them (on the default
+            profile it picks ``unlearn``: ``tests/test_evaluate.py`` checks the committed
+            ``siu_sweep.csv``; the smoke profile's micro runs only exercise the chain).
     """
 
     name: str

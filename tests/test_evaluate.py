@@ -468,7 +468,7 @@ def _sweep_rows(setting, in_recipe, lr, em, recognition, facts=100.0, diversity=
     """Two runs of one sweep setting, with the columns sweep_table reads."""
     import pandas as pd
     return pd.DataFrame({"setting": setting, "in_recipe": in_recipe, "lr": lr, "lora_r": 8,
-                         "projector_lr": 1e-4, "steps": 6, "counts": "9/2/7/7",
+                         "lora_alpha": 16, "projector_lr": 1e-4, "steps": 6, "counts": "9/2/7/7",
                          "efficacy": [100.0, 80.0], "generality_em": em,
                          "generality_em_open": [100.0, 90.0], "generality_em_yesno": [60.0, 50.0],
                          "spec_recognition": recognition, "factual_retention": [facts, facts],
@@ -481,8 +481,8 @@ def test_sweep_table_and_the_selection_rule_by_hand():
                               "generality_em_open": [0.0, 0.0], "generality_em_yesno": [0.0, 0.0]})
     rows = pd.concat([
         _sweep_rows("gentle", True, 1e-3, [60.0, 70.0], [96.0, 96.0]),          # EM 65, ratio 96/95
+        _sweep_rows("tie", True, 3e-3, [75.0, 75.0], [90.25, 90.25]),           # EM 75, larger lr, first
         _sweep_rows("chosen", True, 2e-3, [80.0, 70.0], [95.0, 85.5]),          # EM 75, ratio 90.25/95 = 0.95
-        _sweep_rows("tie", True, 3e-3, [75.0, 75.0], [90.25, 90.25]),           # EM 75, larger lr
         _sweep_rows("harsh", True, 4e-3, [90.0, 90.0], [80.0, 80.0]),           # ratio 0.842
         _sweep_rows("forgets facts", True, 5e-3, [95.0, 95.0], [95.0, 95.0], facts=80.0),
         _sweep_rows("garbles", True, 6e-3, [95.0, 95.0], [95.0, 95.0], diversity=(80.0, 85.0)),
@@ -490,7 +490,9 @@ def test_sweep_table_and_the_selection_rule_by_hand():
     ], ignore_index=True)
     t = sweep_table(rows, originals)
     assert list(t.columns) == ["setting", *SWEEP_COLUMNS]
-    assert list(t.setting) == ["gentle", "chosen", "tie", "harsh", "forgets facts", "garbles", "outside"]
+    assert list(t.setting) == ["gentle", "tie", "chosen", "harsh", "forgets facts", "garbles", "outside"]
+    assert t.set_index("setting").chosen.to_dict() == {s: s == "chosen" for s in t.setting}
+    assert sweep_table(rows, originals, min_ratio=0.96).set_index("setting").chosen["gentle"]
     c = t.set_index("setting")
     assert c.loc["chosen", "generality_em"] == 75.0 and c.loc["chosen", "efficacy"] == 90.0
     assert c.loc["chosen", "generality_em_yesno"] == 55.0 and c.loc["chosen", "lr"] == 2e-3
@@ -501,7 +503,7 @@ def test_sweep_table_and_the_selection_rule_by_hand():
     assert c.loc["outside", "in_recipe"] == False  # noqa: E712 (a numpy bool)
     # the ratio threshold includes 0.95; a tie in EM goes to the smaller lr; the settings that
     # forget facts, garble or leave the recipe are never picked, however much they forget
-    assert choose_setting(t) == "chosen"
+    assert choose_setting(t) == "chosen"  # "tie" comes first: only the lr breaks the tie
     assert choose_setting(t[t.setting != "chosen"]) == "tie"
     assert choose_setting(t, min_ratio=0.96) == "gentle"
     assert choose_setting(t, min_facts=70.0) == "forgets facts"
@@ -518,21 +520,49 @@ def test_sweep_table_and_the_selection_rule_by_hand():
     assert rings == [(pytest.approx(0.95), 75.0)]  # one ring, on the chosen point
     assert "chosen: chosen" in [x.get_text() for x in ax.get_legend().get_texts()]
     assert ax.get_xlim()[0] < c.recognition_ratio.min() and ax.get_ylim()[1] > 99.0
+    assert ax.get_xlim()[1] > c.recognition_ratio.max()  # "outside" keeps more than the original
 
 
-def test_sweep_settings_reject_unknown_fields_and_repeated_labels(micro, tmp_path):
+def test_sweep_settings_reject_bad_fields_seeds_values_and_repeated_labels():
     with pytest.raises(ConfigError, match="lora_rank"):
         SweepSetting("bad", {"lora_rank": 8})
     with pytest.raises(ConfigError, match="n_fake_names"):
         SweepSetting("bad", data={"n_fake_names": 3})
+    with pytest.raises(ConfigError, match="seed=7"):
+        SweepSetting("bad", {"seed": 7})
+    with pytest.raises(ConfigError, match="seed=7"):
+        SweepSetting("bad", data={"seed": 7})
+    with pytest.raises(ConfigError, match="n_false_description"):  # at construction, not in a sweep
+        SweepSetting("bad", data={"n_false_description": -1})
     s = SweepSetting("b4", {"lr": 1e-3}, {"n_false_description": 4})
     assert s.train_config(STRONG).lr == 1e-3 and s.train_config(STRONG).lora_r == STRONG.lora_r
     assert s.method_config().data.n_false_description == 4 and SweepSetting("x").method_config() is None
-    bench = load_benchmark(write_synthetic(micro.world, tmp_path / "bench", progress=False))
-    with pytest.raises(ConfigError, match="distinct labels"):
-        sweep_runs("micro", micro.model, micro.processor, bench, micro.world.fake_names, STRONG,
-                   [SweepSetting("a"), SweepSetting("a", {"lr": 1e-3})], EvalConfig(), ["c00"], [0],
-                   progress=False)
+    for settings, message in (([SweepSetting("a"), SweepSetting("a", {"lr": 1e-3})], "distinct labels"),
+                              ([], "at least one setting")):
+        with pytest.raises(ConfigError, match=message):  # before any model or benchmark is touched
+            sweep_runs("micro", None, None, None, (), STRONG, settings, EvalConfig(), ["c00"], [0],
+                       progress=False)
+
+
+def test_the_committed_sweep_picks_the_default_profile():
+    """The committed sweep table (notebook 03, default profile) and the profile agree: the rule
+    picks the setting that is the profile's ``unlearn``, and the table marks it."""
+    import pandas as pd
+
+    from siu_lib.paths import results_dir
+    from siu_lib.profiles import get_profile
+
+    profile = get_profile("default")
+    table = pd.read_csv(results_dir("default") / "siu_sweep.csv")
+    assert list(table.columns) == ["setting", *SWEEP_COLUMNS]
+    assert list(table.setting) == [s.label for s in profile.sweep]
+    default = [s.label for s in profile.sweep if s.in_recipe and not s.train and not s.data]
+    assert default and choose_setting(table) == default[0]
+    assert table.set_index("setting").chosen.to_dict() == {s: s == default[0] for s in table.setting}
+    row = table.set_index("setting").loc[default[0]]
+    assert (row.lr, row.lora_r, row.lora_alpha, row.projector_lr, row.steps) == (
+        profile.unlearn.lr, profile.unlearn.lora_r, profile.unlearn.lora_alpha,
+        profile.unlearn.projector_lr, profile.unlearn.steps)
 
 
 def test_sweep_runs_reuse_the_targets_runs_and_train_the_other_counts(micro, tmp_path, monkeypatch):
@@ -541,38 +571,53 @@ def test_sweep_runs_reuse_the_targets_runs_and_train_the_other_counts(micro, tmp
     from the base's by its method config."""
     import json
 
+    import pandas as pd
+
     monkeypatch.setattr(experiments, "results_dir", lambda profile: tmp_path / "results" / profile)
     bench = load_benchmark(write_synthetic(micro.world, tmp_path / "bench", progress=False))
     cfg = EvalConfig(n_generality_images=2, n_cdis_images=1, n_other_images=1, n_vqa_items=4)
     known, originals = siu_target_runs("micro", micro.model, micro.processor, bench,
                                        micro.world.fake_names, STRONG, cfg, ["c00"], [0],
-                                       profile=None, progress=False)
+                                       profile="t", progress=False)
+    runs = tmp_path / "results" / "t" / "runs"
+    spec = RunSpec("micro", "c00", "siu", 0, 6)
+    assert sorted(runs.glob("*.json")) == [experiments.run_path("t", spec, STRONG, cfg)]
     settings = [SweepSetting("base"), SweepSetting("b6", data={"n_false_description": 6}, in_recipe=False)]
     rows, sweep_originals = sweep_runs("micro", micro.model, micro.processor, bench,
                                        micro.world.fake_names, STRONG, settings, cfg, ["c00"], [0],
                                        profile="t", known=known, progress=False)
     assert list(rows.setting) == ["base", "b6"] and list(rows.counts) == ["9/2/7/7", "9/6/7/7"]
     assert list(rows.in_recipe) == [True, False] and rows.lr.tolist() == [STRONG.lr, STRONG.lr]
+    assert rows.lora_alpha.tolist() == [STRONG.lora_alpha] * 2
     assert sweep_originals.equals(originals)
-    base = rows.iloc[0].drop(["setting", "in_recipe", "lr", "lora_r", "projector_lr", "counts"])
-    assert base.to_dict() == known.iloc[0].to_dict()  # the targets run itself, not a rerun
-    files = sorted((tmp_path / "results" / "t" / "runs").glob("*.json"))
-    assert len(files) == 1  # only the b6 run was trained and written
-    spec = RunSpec("micro", "c00", "siu", 0, 6)
+    info = [c for c in ("setting", *experiments.SWEEP_CONFIG_COLUMNS) if c not in known]  # "steps" is a row's
+    pd.testing.assert_series_equal(rows.iloc[0].drop(info), known.iloc[0], check_names=False)
+    files = sorted(runs.glob("*.json"))
+    assert len(files) == 2  # the targets run, and the b6 run: the base was not run again
     mcfg = settings[1].method_config()
-    assert files[0] == experiments.run_path("t", spec, STRONG, cfg, mcfg)
-    assert files[0] != experiments.run_path("t", spec, STRONG, cfg)
-    saved = json.loads(files[0].read_text())
+    b6 = experiments.run_path("t", spec, STRONG, cfg, mcfg)
+    assert b6 in files and b6 != experiments.run_path("t", spec, STRONG, cfg)
+    saved = json.loads(b6.read_text())
     assert saved["method_config"]["data"]["n_false_description"] == 6
     assert saved["method_config"]["data"]["seed"] == 0
     assert load_run("t", spec, STRONG, cfg, mcfg)["row"]["generality_em"] == rows.iloc[1].generality_em
-    # six (b) records change what the model learns: the run's answers differ from the base's
-    assert rows.iloc[1][["generality_em", "spec_recognition", "diversity"]].tolist() != \
-        rows.iloc[0][["generality_em", "spec_recognition", "diversity"]].tolist()
+    # six (b) records change what the model learns: the two runs' rows are not the same run
+    measured = [c for c in known.columns if c not in ("train_seconds", "eval_seconds")]
+    assert not rows.iloc[0][measured].equals(rows.iloc[1][measured])
     t = sweep_table(rows, sweep_originals)
     assert t.setting.tolist() == ["base", "b6"]
     assert t.recognition_ratio.tolist() == pytest.approx(
         (rows.spec_recognition / sweep_originals.recognition.mean()).tolist())
-    with pytest.raises(ConfigError, match="has 1 of the 2 runs"):
+    # `known` must hold exactly the base setting's runs, run with these configs
+    base_only = [SweepSetting("base")]
+    for bad, message in ((known, "0 SIU rows of micro for c01"),
+                         (pd.concat([known, known]), "2 SIU rows of micro for c00"),
+                         (known.assign(steps=10), "0 SIU rows of micro for c00")):
+        with pytest.raises(ConfigError, match=message):
+            sweep_runs("micro", micro.model, micro.processor, bench, micro.world.fake_names, STRONG,
+                       base_only, cfg, ["c00", "c01"] if bad is known else ["c00"], [0], known=bad,
+                       progress=False)
+    with pytest.raises(ConfigError, match="has no file"):  # the runs were evaluated otherwise
         sweep_runs("micro", micro.model, micro.processor, bench, micro.world.fake_names, STRONG,
-                   [SweepSetting("base")], cfg, ["c00", "c01"], [0], known=known, progress=False)
+                   base_only, EvalConfig(n_generality_images=3), ["c00"], [0], profile="t",
+                   known=known, progress=False)
