@@ -300,10 +300,9 @@ a false description) instead of two, and **12 steps** doubles the step count. Th
 every setting on the plane of the two targets that pull against each other, the generality EM
 and the other concepts' recognition ratio; issue 4 asks for the shaded corner.
 """),
-        code('''from siu_lib.experiments import choose_setting, sweep_runs, sweep_table
+        code('''from siu_lib.experiments import TARGET_FLOORS, choose_setting, sweep_runs, sweep_table
 from siu_lib.plots import plot_tradeoff
 from siu_lib.results import atomic_write_csv, atomic_write_json, run_metadata
-from siu_lib.experiments import TARGET_FLOORS
 sweep_rows, sweep_originals = sweep_runs("tiny", original, processor, bench, world.fake_names, profile.unlearn,
                                          profile.sweep, eval_cfg, target_ids, profile.seeds, profile.name,
                                          known=rows)

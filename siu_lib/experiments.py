@@ -614,11 +614,13 @@ def sweep_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
     """SIU on every setting x concept x seed, by issue 4's protocol (:func:`siu_target_runs`).
 
     Returns ``(rows, originals)``: one :func:`run_one` row per run, with the setting's
-    ``setting`` label, ``in_recipe``, ``lr``, ``lora_r``, ``projector_lr`` and target
-    ``counts`` ("9/2/7/7"), and the original model's rows (evaluated once per concept).
-    ``known`` (the rows :func:`siu_target_runs` returned for ``base_cfg`` on the same concepts,
-    seeds and ``eval_cfg``) stands in for a setting that equals ``base_cfg`` with the
-    registered SIU config, instead of running it again. With ``profile`` every run's JSON is
+    ``setting`` label and :data:`SWEEP_CONFIG_COLUMNS` (``in_recipe``, ``lr``, ``lora_r``,
+    ``lora_alpha``, ``projector_lr``, the row's own ``steps`` and the target ``counts``
+    "9/2/7/7"), and the original model's rows (evaluated once per concept). ``known`` (the rows
+    :func:`siu_target_runs` returned for ``base_cfg`` and ``eval_cfg`` on these concepts and
+    seeds) stands in for a setting that equals ``base_cfg`` with the registered SIU config,
+    instead of running it again; it is checked (:func:`_known_runs`) before anything runs, as
+    are the settings (at least one, distinct labels). With ``profile`` every run's JSON is
     written (:func:`run_path` tells the settings apart)."""
     from tqdm.auto import tqdm
 
