@@ -575,6 +575,11 @@ class SweepSetting:
         """The SIU config with this setting's data overrides (``None``: the registered one)."""
         return SIUConfig(data=SIUDataConfig(**self.data)) if self.data else None
 
+    def is_base(self, base: TrainConfig) -> bool:
+        """Whether this setting is ``base`` itself with the registered SIU config (the setting
+        :func:`sweep_runs` can take from ``known``)."""
+        return not self.data and self.train_config(base) == base
+
 
 #: the config columns of :func:`sweep_table` (after ``setting``), also on :func:`sweep_runs`' rows
 SWEEP_CONFIG_COLUMNS = ("in_recipe", "lr", "lora_r", "lora_alpha", "projector_lr", "steps", "counts")
@@ -630,8 +635,7 @@ def sweep_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
     if len(set(labels)) != len(labels):
         raise ConfigError(f"sweep settings need distinct labels, got {labels}")
     reused = None  # checked before anything is evaluated or trained
-    if known is not None and any(s.method_config() is None and s.train_config(base_cfg) == base_cfg
-                                 for s in settings):
+    if known is not None and any(s.is_base(base_cfg) for s in settings):
         reused = _known_runs(known, model_name, base_cfg, eval_cfg, concept_ids, seeds, profile)
     reports = {cid: original_report(original, processor, bench, cid, eval_cfg) for cid in concept_ids}
     originals = pd.DataFrame([_original_row(reports[cid], cid, bench, fake_names) for cid in concept_ids])
@@ -645,7 +649,7 @@ def sweep_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
         info = {"setting": setting.label, "in_recipe": setting.in_recipe, "lr": tcfg.lr,
                 "lora_r": tcfg.lora_r, "lora_alpha": tcfg.lora_alpha, "projector_lr": tcfg.projector_lr,
                 "counts": f"{d.n_fake_name}/{d.n_false_description}/{d.n_own_facts}/{d.n_other_facts}"}
-        if reused is not None and mcfg is None and tcfg == base_cfg:
+        if reused is not None and setting.is_base(base_cfg):
             rows.append(reused.assign(**info))
             bar.update(len(reused))
             continue
