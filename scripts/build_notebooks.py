@@ -300,14 +300,14 @@ a false description) instead of two, and **12 steps** doubles the step count. Th
 every setting on the plane of the two targets that pull against each other, the generality EM
 and the other concepts' recognition ratio; issue 4 asks for the shaded corner.
 """),
-        code('''from siu_lib.experiments import TARGET_FLOORS, choose_setting, sweep_runs, sweep_table
+        code('''from siu_lib.experiments import TARGET_FLOORS, sweep_runs, sweep_table
 from siu_lib.plots import plot_tradeoff
 from siu_lib.results import atomic_write_csv, atomic_write_json, run_metadata
 sweep_rows, sweep_originals = sweep_runs("tiny", original, processor, bench, world.fake_names, profile.unlearn,
                                          profile.sweep, eval_cfg, target_ids, profile.seeds, profile.name,
                                          known=rows)
 sweep = sweep_table(sweep_rows, sweep_originals)
-chosen = choose_setting(sweep)
+chosen = next(iter(sweep.setting[sweep.chosen]), None)  # the rule's pick (choose_setting), if any
 default = next((s.label for s in profile.sweep if s.in_recipe and not s.train and not s.data), None)
 atomic_write_csv(RESULTS / "siu_sweep.csv", sweep)
 atomic_write_json(RESULTS / "siu_sweep.json", run_metadata(

@@ -404,17 +404,34 @@ def siu_target_runs(model_name: str, original: Any, processor: Any, bench: Bench
     profile's own)."""
     from tqdm.auto import tqdm
 
-    rows, originals = [], []
+    reports = {cid: original_report(original, processor, bench, cid, eval_cfg) for cid in concept_ids}
     bar = tqdm(total=len(concept_ids) * len(seeds), desc=f"SIU {model_name}", disable=not progress)
-    for cid in concept_ids:
-        oe = original_report(original, processor, bench, cid, eval_cfg)
-        originals.append(_original_row(oe, cid, bench, fake_names))
+    rows = _siu_runs(model_name, original, processor, bench, fake_names, train_cfg, eval_cfg,
+                     reports, seeds, profile, None, bar)
+    bar.close()
+    return pd.DataFrame(rows), _originals_table(reports, bench, fake_names)
+
+
+def _siu_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
+              fake_names: Sequence[str], train_cfg: TrainConfig, eval_cfg: EvalConfig,
+              reports: dict[str, EvalReport], seeds: Sequence[int], profile: str | None,
+              method_config: Any, bar: Any) -> list[dict[str, Any]]:
+    """The :func:`run_one` rows of SIU at ``train_cfg`` (its ``steps``) on every concept of
+    ``reports`` (the original's report of each, in order) x ``seeds``; ``bar`` counts them."""
+    rows = []
+    for cid, oe in reports.items():
         for seed in seeds:
             rows.append(run_one(RunSpec(model_name, cid, "siu", seed, train_cfg.steps), original,
-                                processor, bench, fake_names, train_cfg, eval_cfg, oe, profile))
+                                processor, bench, fake_names, train_cfg, eval_cfg, oe, profile,
+                                method_config))
             bar.update(1)
-    bar.close()
-    return pd.DataFrame(rows), pd.DataFrame(originals)
+    return rows
+
+
+def _originals_table(reports: dict[str, EvalReport], bench: Benchmark,
+                     fake_names: Sequence[str]) -> pd.DataFrame:
+    """The ``originals`` table of :func:`siu_target_runs` and :func:`sweep_runs`."""
+    return pd.DataFrame([_original_row(oe, cid, bench, fake_names) for cid, oe in reports.items()])
 
 
 def never_seen_runs(model_name: str, original: Any, processor: Any, reference: Any,
@@ -638,7 +655,6 @@ def sweep_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
     if known is not None and any(s.is_base(base_cfg) for s in settings):
         reused = _known_runs(known, model_name, base_cfg, eval_cfg, concept_ids, seeds, profile)
     reports = {cid: original_report(original, processor, bench, cid, eval_cfg) for cid in concept_ids}
-    originals = pd.DataFrame([_original_row(reports[cid], cid, bench, fake_names) for cid in concept_ids])
     rows: list[pd.DataFrame] = []
     # refreshed at most every 5 s: a notebook without widgets prints every refresh as a line
     bar = tqdm(total=len(settings) * len(concept_ids) * len(seeds), desc=f"SIU sweep {model_name}",
@@ -653,16 +669,11 @@ def sweep_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
             rows.append(reused.assign(**info))
             bar.update(len(reused))
             continue
-        out = []
-        for cid in concept_ids:
-            for seed in seeds:
-                out.append(run_one(RunSpec(model_name, cid, "siu", seed, tcfg.steps), original,
-                                   processor, bench, fake_names, tcfg, eval_cfg, reports[cid],
-                                   profile, mcfg))
-                bar.update(1)
+        out = _siu_runs(model_name, original, processor, bench, fake_names, tcfg, eval_cfg, reports,
+                        seeds, profile, mcfg, bar)
         rows.append(pd.DataFrame(out).assign(**info))
     bar.close()
-    return pd.concat(rows, ignore_index=True), originals
+    return pd.concat(rows, ignore_index=True), _originals_table(reports, bench, fake_names)
 
 
 def sweep_table(rows: pd.DataFrame, originals: pd.DataFrame, **rule: float) -> pd.DataFrame:
