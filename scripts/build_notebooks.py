@@ -308,7 +308,7 @@ sweep_rows, sweep_originals = sweep_runs("tiny", original, processor, bench, wor
                                          known=rows)
 sweep = sweep_table(sweep_rows, sweep_originals)
 chosen = next(iter(sweep.setting[sweep.chosen]), None)  # the rule's pick (choose_setting), if any
-default = next((s.label for s in profile.sweep if s.in_recipe and not s.train and not s.data), None)
+default = next((s.label for s in profile.sweep if s.in_recipe and s.is_base(profile.unlearn)), None)
 atomic_write_csv(RESULTS / "siu_sweep.csv", sweep)
 atomic_write_json(RESULTS / "siu_sweep.json", run_metadata(
     {"base": profile.unlearn, "settings": profile.sweep, "eval": eval_cfg, "checkpoint": checkpoint.name,

@@ -556,7 +556,7 @@ def test_the_committed_sweep_picks_the_default_profile():
     table = pd.read_csv(results_dir("default") / "siu_sweep.csv")
     assert list(table.columns) == ["setting", *SWEEP_COLUMNS]
     assert list(table.setting) == [s.label for s in profile.sweep]
-    default = [s.label for s in profile.sweep if s.in_recipe and not s.train and not s.data]
+    default = [s.label for s in profile.sweep if s.in_recipe and s.is_base(profile.unlearn)]
     assert default and choose_setting(table) == default[0]
     assert table.set_index("setting").chosen.to_dict() == {s: s == default[0] for s in table.setting}
     row = table.set_index("setting").loc[default[0]]
