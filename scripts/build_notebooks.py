@@ -294,11 +294,15 @@ reaches issue 4's forgetting targets, so forgetting is what is traded; the cell 
 rule's choice beside the profile's default. (The smoke profile's micro model has its own,
 smaller sweep.)
 
-Two rows leave the paper's recipe, to show where the trade-off comes from, and the rule never
-picks them: **counts 9/6/7/7** trains six target-(b) records ("is *c* in the image?" → "No" +
-a false description) instead of two, and **12 steps** doubles the step count. The figure puts
-every setting on the plane of the two targets that pull against each other, the generality EM
-and the other concepts' recognition ratio; issue 4 asks for the shaded corner.
+Four rows leave the recipe, to show where the trade-off comes from, and the rule never picks
+them: **counts 9/6/7/7** trains six target-(b) records ("is *c* in the image?" → "No" + a false
+description) instead of two, **12 steps** doubles the step count, and the two **full FT** rows
+fine-tune every weight of the language model instead of LoRA adapters (`use_lora=False`; the
+reference distribution is then a frozen copy of the original). If the trade-off came only from
+LoRA's limited capacity, full fine-tuning would reach the corner: compare its two points with
+the LoRA rows. The figure puts every setting on the plane of the two
+targets that pull against each other, the generality EM and the other concepts' recognition
+ratio; issue 4 asks for the shaded corner.
 """),
         code('''from siu_lib.experiments import TARGET_FLOORS, sweep_runs, sweep_table
 from siu_lib.plots import plot_tradeoff

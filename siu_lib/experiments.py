@@ -562,9 +562,10 @@ class SweepSetting:
             ``lora_r``, ``lora_alpha``, ``projector_lr``, ``steps``, ...).
         data: overrides of :class:`~siu_lib.finetune_data.SIUDataConfig` (the 9/2/7/7 counts of
             the four targets); empty keeps the registered SIU config.
-        in_recipe: ``False`` for a setting outside the paper's recipe (other counts or another
-            step count than spec section 4 fixes): it maps the trade-off and is never chosen
-            by :func:`choose_setting`.
+        in_recipe: ``False`` for a setting outside the recipe (other counts or another step
+            count than spec section 4 fixes, or full fine-tuning of the language model instead
+            of issue 4's LoRA, ``train={"use_lora": False}``): it maps the trade-off and is
+            never chosen by :func:`choose_setting`.
     """
 
     label: str
@@ -599,7 +600,8 @@ class SweepSetting:
 
 
 #: the config columns of :func:`sweep_table` (after ``setting``), also on :func:`sweep_runs`' rows
-SWEEP_CONFIG_COLUMNS = ("in_recipe", "lr", "lora_r", "lora_alpha", "projector_lr", "steps", "counts")
+SWEEP_CONFIG_COLUMNS = ("in_recipe", "use_lora", "lr", "lora_r", "lora_alpha", "projector_lr", "steps",
+                        "counts")
 #: the columns of :func:`sweep_table`, after ``setting``: the config, then issue 4's measured
 #: targets (:func:`target_measures`) and ``chosen`` (:func:`choose_setting`'s pick)
 SWEEP_COLUMNS = (*SWEEP_CONFIG_COLUMNS, *TARGET_MEASURES, "chosen")
@@ -636,7 +638,8 @@ def sweep_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
     """SIU on every setting x concept x seed, by issue 4's protocol (:func:`siu_target_runs`).
 
     Returns ``(rows, originals)``: one :func:`run_one` row per run, with the setting's
-    ``setting`` label and :data:`SWEEP_CONFIG_COLUMNS` (``in_recipe``, ``lr``, ``lora_r``,
+    ``setting`` label and :data:`SWEEP_CONFIG_COLUMNS` (``in_recipe``, ``use_lora`` (``False``:
+    full fine-tuning, where ``lora_r`` and ``lora_alpha`` do not apply), ``lr``, ``lora_r``,
     ``lora_alpha``, ``projector_lr``, the row's own ``steps`` and the target ``counts``
     "9/2/7/7"), and the original model's rows (evaluated once per concept). ``known`` (the rows
     :func:`siu_target_runs` returned for ``base_cfg`` and ``eval_cfg`` on these concepts and
@@ -662,8 +665,9 @@ def sweep_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
     for setting in settings:
         tcfg, mcfg = setting.train_config(base_cfg), setting.method_config()
         d = mcfg.data if mcfg is not None else SIUDataConfig()
-        info = {"setting": setting.label, "in_recipe": setting.in_recipe, "lr": tcfg.lr,
-                "lora_r": tcfg.lora_r, "lora_alpha": tcfg.lora_alpha, "projector_lr": tcfg.projector_lr,
+        info = {"setting": setting.label, "in_recipe": setting.in_recipe, "use_lora": tcfg.use_lora,
+                "lr": tcfg.lr, "lora_r": tcfg.lora_r, "lora_alpha": tcfg.lora_alpha,
+                "projector_lr": tcfg.projector_lr,
                 "counts": f"{d.n_fake_name}/{d.n_false_description}/{d.n_own_facts}/{d.n_other_facts}"}
         if reused is not None and setting.is_base(base_cfg):
             rows.append(reused.assign(**info))

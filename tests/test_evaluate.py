@@ -467,7 +467,7 @@ def test_never_seen_reference_does_not_recognise_the_withheld_concept(micro, tmp
 def _sweep_rows(setting, in_recipe, lr, em, recognition, facts=100.0, diversity=(95.0, 95.0)):
     """Two runs of one sweep setting, with the columns sweep_table reads."""
     import pandas as pd
-    return pd.DataFrame({"setting": setting, "in_recipe": in_recipe, "lr": lr, "lora_r": 8,
+    return pd.DataFrame({"setting": setting, "in_recipe": in_recipe, "use_lora": True, "lr": lr, "lora_r": 8,
                          "lora_alpha": 16, "projector_lr": 1e-4, "steps": 6, "counts": "9/2/7/7",
                          "efficacy": [100.0, 80.0], "generality_em": em,
                          "generality_em_open": [100.0, 90.0], "generality_em_yesno": [60.0, 50.0],
@@ -560,15 +560,20 @@ def test_the_committed_sweep_picks_the_default_profile():
     assert default and choose_setting(table) == default[0]
     assert table.set_index("setting").chosen.to_dict() == {s: s == default[0] for s in table.setting}
     row = table.set_index("setting").loc[default[0]]
-    assert (row.lr, row.lora_r, row.lora_alpha, row.projector_lr, row.steps) == (
-        profile.unlearn.lr, profile.unlearn.lora_r, profile.unlearn.lora_alpha,
+    assert (row.use_lora, row.lr, row.lora_r, row.lora_alpha, row.projector_lr, row.steps) == (
+        profile.unlearn.use_lora, profile.unlearn.lr, profile.unlearn.lora_r, profile.unlearn.lora_alpha,
         profile.unlearn.projector_lr, profile.unlearn.steps)
+    # every row was run with its setting's config, full fine-tuning included
+    for s in profile.sweep:
+        t = s.train_config(profile.unlearn)
+        r = table.set_index("setting").loc[s.label]
+        assert (bool(r.use_lora), r.lr, bool(r.in_recipe)) == (t.use_lora, t.lr, s.in_recipe), s.label
 
 
 def test_sweep_runs_reuse_the_targets_runs_and_train_the_other_counts(micro, tmp_path, monkeypatch):
-    """A real two-setting sweep on the micro model: the base setting is taken from the targets
-    runs (not run again), the other one trains six (b) records, and its run file is told apart
-    from the base's by its method config."""
+    """A real three-setting sweep on the micro model: the base setting is taken from the targets
+    runs (not run again), one trains six (b) records, and its run file is told apart from the
+    base's by its method config; one fine-tunes the whole language model instead of LoRA."""
     import json
 
     import pandas as pd
@@ -582,18 +587,23 @@ def test_sweep_runs_reuse_the_targets_runs_and_train_the_other_counts(micro, tmp
     runs = tmp_path / "results" / "t" / "runs"
     spec = RunSpec("micro", "c00", "siu", 0, 6)
     assert sorted(runs.glob("*.json")) == [experiments.run_path("t", spec, STRONG, cfg)]
-    settings = [SweepSetting("base"), SweepSetting("b6", data={"n_false_description": 6}, in_recipe=False)]
+    settings = [SweepSetting("base"), SweepSetting("b6", data={"n_false_description": 6}, in_recipe=False),
+                SweepSetting("full", {"use_lora": False}, in_recipe=False)]
     rows, sweep_originals = sweep_runs("micro", micro.model, micro.processor, bench,
                                        micro.world.fake_names, STRONG, settings, cfg, ["c00"], [0],
                                        profile="t", known=known, progress=False)
-    assert list(rows.setting) == ["base", "b6"] and list(rows.counts) == ["9/2/7/7", "9/6/7/7"]
-    assert list(rows.in_recipe) == [True, False] and rows.lr.tolist() == [STRONG.lr, STRONG.lr]
-    assert rows.lora_alpha.tolist() == [STRONG.lora_alpha] * 2
+    assert list(rows.setting) == ["base", "b6", "full"]
+    assert list(rows.counts) == ["9/2/7/7", "9/6/7/7", "9/2/7/7"]
+    assert list(rows.in_recipe) == [True, False, False] and rows.lr.tolist() == [STRONG.lr] * 3
+    assert list(rows.use_lora) == [True, True, False]
+    assert rows.lora_alpha.tolist() == [STRONG.lora_alpha] * 3
     assert sweep_originals.equals(originals)
     info = [c for c in ("setting", *experiments.SWEEP_CONFIG_COLUMNS) if c not in known]  # "steps" is a row's
     pd.testing.assert_series_equal(rows.iloc[0].drop(info), known.iloc[0], check_names=False)
     files = sorted(runs.glob("*.json"))
-    assert len(files) == 2  # the targets run, and the b6 run: the base was not run again
+    assert len(files) == 3  # the targets run, the b6 run and the full run: the base was not run again
+    full = experiments.run_path("t", spec, settings[2].train_config(STRONG), cfg)
+    assert full in files and json.loads(full.read_text())["train_config"]["use_lora"] is False
     mcfg = settings[1].method_config()
     b6 = experiments.run_path("t", spec, STRONG, cfg, mcfg)
     assert b6 in files and b6 != experiments.run_path("t", spec, STRONG, cfg)
@@ -601,11 +611,12 @@ def test_sweep_runs_reuse_the_targets_runs_and_train_the_other_counts(micro, tmp
     assert saved["method_config"]["data"]["n_false_description"] == 6
     assert saved["method_config"]["data"]["seed"] == 0
     assert load_run("t", spec, STRONG, cfg, mcfg)["row"]["generality_em"] == rows.iloc[1].generality_em
-    # six (b) records change what the model learns: the two runs' rows are not the same run
+    # six (b) records, or full fine-tuning, change what the model learns: no two rows are one run
     measured = [c for c in known.columns if c not in ("train_seconds", "eval_seconds")]
-    assert not rows.iloc[0][measured].equals(rows.iloc[1][measured])
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        assert not rows.iloc[i][measured].equals(rows.iloc[j][measured])
     t = sweep_table(rows, sweep_originals)
-    assert t.setting.tolist() == ["base", "b6"]
+    assert t.setting.tolist() == ["base", "b6", "full"]
     assert t.recognition_ratio.tolist() == pytest.approx(
         (rows.spec_recognition / sweep_originals.recognition.mean()).tolist())
     # `known` must hold exactly the base setting's runs, run with these configs
