@@ -558,15 +558,16 @@ def test_the_committed_sweep_picks_the_default_profile():
     assert list(table.setting) == [s.label for s in profile.sweep]
     default = [s.label for s in profile.sweep if s.in_recipe and s.is_base(profile.unlearn)]
     assert default and choose_setting(table) == default[0]
-    assert table.set_index("setting").chosen.to_dict() == {s: s == default[0] for s in table.setting}
-    row = table.set_index("setting").loc[default[0]]
+    by_setting = table.set_index("setting")
+    assert by_setting.chosen.to_dict() == {s: s == default[0] for s in table.setting}
+    row = by_setting.loc[default[0]]
     assert (row.use_lora, row.lr, row.lora_r, row.lora_alpha, row.projector_lr, row.steps) == (
         profile.unlearn.use_lora, profile.unlearn.lr, profile.unlearn.lora_r, profile.unlearn.lora_alpha,
         profile.unlearn.projector_lr, profile.unlearn.steps)
     # every row was run with its setting's config, full fine-tuning included
     for s in profile.sweep:
         t = s.train_config(profile.unlearn)
-        r = table.set_index("setting").loc[s.label]
+        r = by_setting.loc[s.label]
         assert (bool(r.use_lora), r.lr, bool(r.in_recipe)) == (t.use_lora, t.lr, s.in_recipe), s.label
 
 
