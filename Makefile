@@ -7,6 +7,16 @@ STAMP   := $(VENV)/.siu-installed
 EXEC_DIR := notebooks/executed/$(PROFILE)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
+# The pinned CPU code path of siu_lib.cpu, for every process a target starts (notebook kernels
+# included): AVX2 kernels in PyTorch, MKL and oneDNN on any x86-64 CPU. A variable already set
+# in the environment wins; SIU_CPU_PATH=native turns the pin off (faster, not reproducible).
+export SIU_CPU_PATH ?= avx2
+ifneq ($(SIU_CPU_PATH),native)
+export ATEN_CPU_CAPABILITY ?= avx2
+export MKL_CBWR ?= AVX2
+export ONEDNN_MAX_CPU_ISA ?= AVX2
+endif
+
 .PHONY: install reproduce test bench seeds clean
 
 $(STAMP): pyproject.toml

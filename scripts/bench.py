@@ -2,10 +2,13 @@
 
 * ``world.csv``: the world renderer's images/second, the MMUBench writer's and loader's time.
 * ``pretrain.csv``: the embedded models' pre-training wall time and what they know (the
-  issue-3 targets), for the ``default`` profile's checkpoints (built, and timed, when missing).
+  stand-in model's knowledge targets), for the ``default`` profile's checkpoints (built, and timed, when missing).
 * ``pretrain_step_cost.csv``: seconds per pre-training step of each embedded size (alignment
   stage and full mixture, in the profile's precision and the other), measured side by side,
-  and the wall time the profile's step count would take here against issue 3's 10 minutes.
+  and the wall time the profile's step count would take here against the 10-minute pre-training budget.
+* ``cpu_path_cost.csv``: what the pinned CPU code path (:mod:`siu_lib.cpu`) costs here: seconds
+  per pre-training step of the ``tiny`` model on the pinned path and on this CPU's native
+  kernels (``SIU_CPU_PATH=native``), each in fresh child processes, alternated, and their ratio.
 * ``step_cost.csv``: seconds and peak memory of one unlearning step per method, with ratios to
   a plain CE step on the same batch. The step is the loss's forward and backward pass (no
   optimiser update, no autocast) on a batch of the first SIU records of one concept, with the
@@ -15,13 +18,14 @@
   is measured in a fresh child process per method (on a CPU the sampled peak RSS during the
   steps minus the RSS before them; ``torch.cuda.max_memory_allocated`` on a GPU).
 
-Usage: ``python scripts/bench.py [--only world|pretrain|pretrain_step|step] [--sizes tiny,small] [--repeats N]``
+Usage: ``python scripts/bench.py [--only world|pretrain|pretrain_step|cpu_path|step] [--sizes tiny,small] [--repeats N]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -30,9 +34,11 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import siu_lib  # noqa: F401  (first: pins the CPU code path before torch runs anything)
 import pandas as pd
 import torch
 
+from siu_lib import cpu
 from siu_lib.bench import load_benchmark, write_synthetic
 from siu_lib.methods import UnlearnTarget, get_method
 from siu_lib.models import build_embedded_model, embedded_config, train_tokenizer
@@ -88,7 +94,7 @@ def bench_pretrain_steps(sizes: list[str], profile_name: str = "default", n_step
     """Seconds per pre-training step of each embedded size, measured side by side in one run
     (:func:`siu_lib.embedded.pretrain_step_seconds`), in the profile's precision and in the
     other one, with the wall time the profile's step count would take on this machine and its
-    ratio to issue 3's 10-minute budget: a check of the time target in a few minutes.
+    ratio to the 10-minute pre-training budget: a check of the time target in a few minutes.
     ``native_bf16`` in the provenance says whether this CPU has bfloat16 arithmetic
     (:func:`siu_lib.results.cpu_has_native_bf16`, which the profile's precision follows)."""
     from siu_lib.embedded import PRETRAIN_BUDGET_SECONDS, pretrain_step_seconds, projected_pretrain_seconds
@@ -114,6 +120,45 @@ def bench_pretrain_steps(sizes: list[str], profile_name: str = "default", n_step
                          "seconds_per_step_full": round(per_step["full"], 4),
                          "profile_steps": cfg.steps, "projected_seconds": round(projected, 1),
                          "budget_ratio": round(projected / PRETRAIN_BUDGET_SECONDS, 3)})
+    return pd.DataFrame(rows)
+
+
+def _child_pretrain_steps(size: str, n_steps: int) -> dict[str, float]:
+    """Seconds per pre-training step of ``size`` in the ``default`` profile's config, in this
+    (fresh) process, and the code path it ran."""
+    from siu_lib.embedded import pretrain_step_seconds
+    from siu_lib.profiles import PROFILES
+
+    profile = PROFILES["default"]
+    per_step = pretrain_step_seconds(World(profile.world), profile.models[size], profile.pretrain[size],
+                                     n_steps=n_steps, warmup_steps=1)
+    return {**per_step, "path": cpu.current_path(), "capability": cpu.cpu_path_info()["capability"]}
+
+
+def bench_cpu_path(size: str = "tiny", n_steps: int = 16, rounds: int = 2) -> pd.DataFrame:
+    """Seconds per pre-training step on the pinned path and on the native one, each measured in
+    a fresh child process (the path is fixed when torch starts), in ``rounds`` alternated pairs,
+    with the ratio of their medians: what reproducibility costs on this CPU."""
+    base = {k: v for k, v in os.environ.items() if k not in cpu.PINNED_ENV and k != cpu.SWITCH}
+    envs = {"avx2": {**base, cpu.SWITCH: "avx2"}, "native": {**base, cpu.SWITCH: "native"}}
+    seen: dict[str, list[dict]] = {p: [] for p in envs}
+    for _ in range(rounds):
+        for path, env in envs.items():
+            out = subprocess.run([sys.executable, __file__, "--child-pretrain-steps", size, str(n_steps)],
+                                 env=env, capture_output=True, text=True, check=True)
+            got = json.loads(out.stdout.strip().splitlines()[-1])
+            assert got["path"] == path, (path, got)  # the child really ran that path
+            print(path, got, flush=True)
+            seen[path].append(got)
+    rows = []
+    for stage in ("align", "full"):
+        pinned = statistics.median(r[stage] for r in seen["avx2"])
+        native = statistics.median(r[stage] for r in seen["native"])
+        rows.append({"model": size, "stage": stage, "timed_steps": n_steps, "rounds": rounds,
+                     "native_capability": seen["native"][0]["capability"],
+                     "seconds_per_step_pinned": round(pinned, 4),
+                     "seconds_per_step_native": round(native, 4),
+                     "pinned_to_native_ratio": round(pinned / native, 3)})
     return pd.DataFrame(rows)
 
 
@@ -212,12 +257,17 @@ def bench_steps(sizes: list[str], batch: int = 4, repeats: int = 15) -> pd.DataF
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=("world", "pretrain", "pretrain_step", "step"), default=None)
+    parser.add_argument("--only", choices=("world", "pretrain", "pretrain_step", "cpu_path", "step"), default=None)
     parser.add_argument("--sizes", default="tiny,small")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--child-memory", nargs=3, metavar=("SIZE", "BATCH", "METHOD"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-pretrain-steps", nargs=2, metavar=("SIZE", "STEPS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(2)
+    if args.child_pretrain_steps:
+        size, steps = args.child_pretrain_steps
+        print(json.dumps(_child_pretrain_steps(size, int(steps))))
+        return
     if args.child_memory:
         size, batch, method = args.child_memory
         print(json.dumps({"peak_memory_mb": _child_memory(size, int(batch), method)}))
@@ -235,6 +285,10 @@ def main() -> None:
         cost = bench_pretrain_steps(args.sizes.split(","))
         atomic_write_csv(OUT / "pretrain_step_cost.csv", cost)
         print(cost.to_string(index=False))
+    if args.only in (None, "cpu_path"):
+        path_cost = bench_cpu_path()
+        atomic_write_csv(OUT / "cpu_path_cost.csv", path_cost)
+        print(path_cost.to_string(index=False))
     if args.only in (None, "step"):
         steps = bench_steps(args.sizes.split(","), repeats=args.repeats)
         atomic_write_csv(OUT / "step_cost.csv", steps)
@@ -245,6 +299,8 @@ def main() -> None:
     # another's provenance
     if args.only in (None, "pretrain_step"):
         atomic_write_json(OUT / "pretrain_step_cost.json", meta)
+    if args.only in (None, "cpu_path"):
+        atomic_write_json(OUT / "cpu_path_cost.json", meta)
     if args.only in (None, "step"):
         step_config = {**meta["config"], "step_train_config": asdict(_step_config()), "repeats": args.repeats}
         atomic_write_json(OUT / "step_cost.json", {**meta, "config": step_config})

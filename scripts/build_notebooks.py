@@ -243,7 +243,7 @@ fit[fit.model == "after SIU"][["target", "question", "trained", "answer", "learn
         md("""
 ## SIU's targets on the embedded model
 
-Mean over the profile's concepts × seeds, measured on generality images. Targets (issue 4):
+Mean over the profile's concepts × seeds, measured on generality images. Targets:
 efficacy 100%; generality EM ≥ 95%; other concepts' recognition ≥ 95% of the original's; the
 target's own text facts ≥ 90%; diversity within 10 points of the original model's.
 
@@ -290,7 +290,7 @@ documentation); the sweep below reruns the part of it that brackets the choice: 
 to cost the other concepts' recognition, and a tenfold projector lr. The rule (`siu_lib.experiments.choose_setting`):
 **the largest generality EM among the settings that keep the other concepts' recognition ≥ 95%
 of the original's, the own text facts ≥ 90% and the diversity within 10 points**. No setting
-reaches issue 4's forgetting targets, so forgetting is what is traded; the cell prints the
+reaches the forgetting targets, so forgetting is what is traded; the cell prints the
 rule's choice beside the profile's default. (The smoke profile's micro model has its own,
 smaller sweep.)
 
@@ -302,7 +302,7 @@ reference distribution is then a frozen copy of the original). If the trade-off 
 LoRA's limited capacity, full fine-tuning would reach the corner: compare its two points with
 the LoRA rows. The figure puts every setting on the plane of the two
 targets that pull against each other, the generality EM and the other concepts' recognition
-ratio; issue 4 asks for the shaded corner.
+ratio; the targets ask for the shaded corner.
 """),
         code('''from siu_lib.experiments import TARGET_FLOORS, sweep_runs, sweep_table
 from siu_lib.plots import plot_tradeoff

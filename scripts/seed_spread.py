@@ -1,5 +1,5 @@
-"""Pre-training seed spread (``make seeds``): how far the embedded model's knowledge (issue 3's
-targets) and SIU's targets on it (issue 4's) move with nothing changed but the pre-training seed.
+"""Pre-training seed spread (``make seeds``): how far the embedded model's knowledge (the stand-in
+model's targets) and SIU's targets on it move with nothing changed but the pre-training seed.
 
 For each pre-training seed of one embedded size (default ``tiny``, seeds 0, 1, 2; seed 0 is the
 profile's own checkpoint, the one every other table uses) the checkpoint is reused from the cache
@@ -26,6 +26,7 @@ import argparse
 import sys
 from dataclasses import asdict, replace
 
+import siu_lib  # noqa: F401  (first: pins the CPU code path before torch runs anything)
 import pandas as pd
 import torch
 

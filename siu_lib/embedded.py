@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .bench import Benchmark
+from .cpu import SWITCH, cpu_path_info, current_path
 from .errors import ConfigError
 from .generate import generate
 from .metrics import reveals_yesno
@@ -39,12 +40,16 @@ def checkpoint_key(world: WorldConfig, model: EmbeddedConfig, train: PretrainCon
     ``train.withheld`` enters the hash only when it is not empty (sorted: the order does not
     change what pre-training shows), so that the ordinary checkpoints keep the keys they had
     before the field existed; a checkpoint with withheld concepts is named
-    ``<model>-never-seen-<hash>``."""
+    ``<model>-never-seen-<hash>``. ``train.cpu_path`` enters it likewise only when it is not
+    the pinned ``avx2``, so a checkpoint made on the CPU's native kernels never takes the
+    place of a pinned one."""
     pretrain = asdict(train)
     if pretrain["withheld"]:
         pretrain["withheld"] = sorted(pretrain["withheld"])
     else:
         del pretrain["withheld"]
+    if pretrain["cpu_path"] == "avx2":
+        del pretrain["cpu_path"]
     digest = config_digest({"world": asdict(world), "world_revision": WORLD_REVISION,
                             "model": asdict(model), "pretrain": pretrain})
     return f"{model.name}-never-seen-{digest}" if train.withheld else f"{model.name}-{digest}"
@@ -69,7 +74,7 @@ def build_and_pretrain(world: World, model_cfg: EmbeddedConfig, train_cfg: Pretr
     return model, processor, info
 
 
-#: the pre-training budget of issue 3, per model size on 2 CPU cores (seconds)
+#: the pre-training time budget of each embedded model size on 2 CPU cores (seconds)
 PRETRAIN_BUDGET_SECONDS = 600.0
 
 
@@ -123,11 +128,17 @@ def ensure_pretrained(world_cfg: WorldConfig, model_cfg: EmbeddedConfig, train_c
     """The cached checkpoint folder for these configs, pre-training it when missing.
 
     The folder is written next to its final place and renamed when complete, so an
-    interrupted run leaves no half-written checkpoint behind.
+    interrupted run leaves no half-written checkpoint behind. A checkpoint is only built on
+    the CPU code path its config names (``train_cfg.cpu_path``; :func:`siu_lib.cpu.current_path`),
+    else :class:`ConfigError`: a cache key must not hold weights another path made.
     """
     folder = checkpoint_dir(checkpoint_key(world_cfg, model_cfg, train_cfg))
     if (folder / "pretrain.json").exists() and not rebuild:
         return folder
+    if train_cfg.cpu_path != current_path():
+        raise ConfigError(f"{folder.name} is pre-trained on the {train_cfg.cpu_path!r} CPU path, but this "
+                          f"process runs {current_path()!r} ({cpu_path_info()}); use the profile "
+                          f"get_profile() gives, or set {SWITCH} accordingly")
     model, processor, info = build_and_pretrain(World(world_cfg), model_cfg, train_cfg, progress)
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -395,7 +395,7 @@ def siu_target_runs(model_name: str, original: Any, processor: Any, bench: Bench
                     fake_names: Sequence[str], train_cfg: TrainConfig, eval_cfg: EvalConfig,
                     concept_ids: Sequence[str], seeds: Sequence[int], profile: str | None = None,
                     progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Issue 4's protocol: SIU on every concept x seed with ``train_cfg`` (its ``steps``),
+    """The targets protocol: SIU on every concept x seed with ``train_cfg`` (its ``steps``),
     evaluated with ``eval_cfg``. Returns ``(rows, originals)``: one :func:`run_one` row per
     run, and one row per concept of the original model (``concept``, ``recognition`` of the
     other concepts, ``diversity``, ``factual_retention``, the EM split and the
@@ -477,7 +477,7 @@ def never_seen_runs(model_name: str, original: Any, processor: Any, reference: A
     return pd.DataFrame(rows)
 
 
-#: issue 4's targets on the embedded model, keyed like :func:`target_measures` (a floor, except
+#: the targets set for SIU on the embedded model, keyed like :func:`target_measures` (a floor, except
 #: ``diversity_drop``, a ceiling in points; efficacy must reach 100)
 TARGET_FLOORS = {"efficacy": 100.0, "generality_em": 95.0, "recognition_ratio": 0.95,
                  "own_facts": 90.0, "diversity_drop": 10.0}
@@ -488,7 +488,7 @@ TARGET_MEASURES = ("efficacy", "generality_em", "generality_em_open", "generalit
 
 def target_measures(rows: pd.DataFrame, original_recognition: float,
                     original_diversity: float) -> dict[str, float]:
-    """Issue 4's measured quantities over runs (means): ``efficacy``, ``generality_em``, its
+    """The targets' measured quantities over runs (means): ``efficacy``, ``generality_em``, its
     open and yes/no halves, ``recognition_ratio`` (the other concepts' recognition over
     ``original_recognition``), ``own_facts`` and ``diversity_drop`` (``original_diversity``
     minus the runs' diversity, points)."""
@@ -502,7 +502,7 @@ def target_measures(rows: pd.DataFrame, original_recognition: float,
 
 def siu_targets(rows: pd.DataFrame, originals: pd.DataFrame,
                 reference: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Issue 4's targets from :func:`siu_target_runs`'s tables: one row per target with the
+    """The embedded SIU targets from :func:`siu_target_runs`'s tables: one row per target with the
     ``measured`` mean over runs, its ``goal`` and whether it is ``met`` (``None`` for the two
     EM halves, shown beside the original model's value as context, not as targets).
 
@@ -529,7 +529,7 @@ def siu_targets(rows: pd.DataFrame, originals: pd.DataFrame,
              (f">= {f['recognition_ratio']:g}", lambda v: v >= f["recognition_ratio"]),
              (f">= {f['own_facts']:g}", lambda v: v >= f["own_facts"]),
              (f"<= {f['diversity_drop']:g}", lambda v: v <= f["diversity_drop"])]
-    # what the open answers say instead of the concept (context, not targets): issue 4 asks
+    # what the open answers say instead of the concept (context, not targets): the targets ask
     # for "the fake name or a non-revealing answer, never gibberish"
     kinds = [(f"open_{k}", f"  open answers naming {what} (%)") for k, what in
              (("names_fake", "the fake name"), ("names_other", "someone else"),
@@ -564,7 +564,7 @@ class SweepSetting:
             the four targets); empty keeps the registered SIU config.
         in_recipe: ``False`` for a setting outside the recipe (other counts or another step
             count than spec section 4 fixes, or full fine-tuning of the language model instead
-            of issue 4's LoRA, ``train={"use_lora": False}``): it maps the trade-off and is
+            of the recipe's LoRA, ``train={"use_lora": False}``): it maps the trade-off and is
             never chosen by :func:`choose_setting`.
     """
 
@@ -602,7 +602,7 @@ class SweepSetting:
 #: the config columns of :func:`sweep_table` (after ``setting``), also on :func:`sweep_runs`' rows
 SWEEP_CONFIG_COLUMNS = ("in_recipe", "use_lora", "lr", "lora_r", "lora_alpha", "projector_lr", "steps",
                         "counts")
-#: the columns of :func:`sweep_table`, after ``setting``: the config, then issue 4's measured
+#: the columns of :func:`sweep_table`, after ``setting``: the config, then the targets' measured
 #: targets (:func:`target_measures`) and ``chosen`` (:func:`choose_setting`'s pick)
 SWEEP_COLUMNS = (*SWEEP_CONFIG_COLUMNS, *TARGET_MEASURES, "chosen")
 
@@ -635,7 +635,7 @@ def sweep_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
                eval_cfg: EvalConfig, concept_ids: Sequence[str], seeds: Sequence[int],
                profile: str | None = None, known: pd.DataFrame | None = None,
                progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """SIU on every setting x concept x seed, by issue 4's protocol (:func:`siu_target_runs`).
+    """SIU on every setting x concept x seed, by the targets protocol (:func:`siu_target_runs`).
 
     Returns ``(rows, originals)``: one :func:`run_one` row per run, with the setting's
     ``setting`` label and :data:`SWEEP_CONFIG_COLUMNS` (``in_recipe``, ``use_lora`` (``False``:
@@ -682,7 +682,7 @@ def sweep_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
 
 def sweep_table(rows: pd.DataFrame, originals: pd.DataFrame, **rule: float) -> pd.DataFrame:
     """One row per setting of :func:`sweep_runs` (in the order run): its config
-    (:data:`SWEEP_CONFIG_COLUMNS`), issue 4's measured targets (:func:`target_measures`:
+    (:data:`SWEEP_CONFIG_COLUMNS`), the measured targets (:func:`target_measures`:
     ``efficacy``, ``generality_em`` and its two halves, ``recognition_ratio``, ``own_facts``,
     ``diversity_drop``) and ``chosen``: whether :func:`choose_setting` (with ``rule``'s
     thresholds) picks it."""
@@ -710,7 +710,7 @@ def choose_setting(table: pd.DataFrame, min_ratio: float = TARGET_FLOORS["recogn
     return str(ok.sort_values(["generality_em", "lr"], ascending=[False, True]).iloc[0].setting)
 
 
-#: issue 3's recognition target for every concept (a fraction), used by :func:`seed_spread_row`
+#: the stand-in model's recognition target for every concept (a fraction), used by :func:`seed_spread_row`
 CONCEPT_RECOGNITION_TARGET = 0.98
 
 

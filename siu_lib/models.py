@@ -55,10 +55,12 @@ from transformers import (
 )
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
-from siu_lib.errors import ConfigError, ModelLoadError, SIUError, UnknownNameError
+from siu_lib.errors import ConfigError, DataFormatError, ModelLoadError, SIUError, UnknownNameError
 
 if TYPE_CHECKING:  # peft is an optional dependency of the loader only
     import peft
+
+from .cpu import PATHS as CPU_PATHS
 
 logger = logging.getLogger(__name__)
 
@@ -158,10 +160,8 @@ class EmbeddedConfig:
     Fields:
         name: preset name, for logs and results ("tiny", "small", or anything for a custom one).
         image_size: side in pixels of the (square) image the vision tower sees; the processor
-            resizes and centre-crops every image to it. Default 48: 36 instead of 64 image
-            positions make a pre-training step about 1.3x cheaper on CPU (0.213 vs 0.281 s for
-            tiny at batch 16, measured side by side), for recognition within a point of the
-            64-pixel model (97.96% vs 98.8% on generality images in the world-revision-5 chain).
+            resizes and centre-crops every image to it. Default 48 (36 image positions; why:
+            ``docs/decisions.md``).
         patch_size: side in pixels of a ViT patch; ``(image_size // patch_size) ** 2`` image-feature
             positions per image (the CLS position is dropped, strategy "default"). Default 8.
         vision_hidden_size: width of the CLIP vision transformer.
@@ -181,19 +181,9 @@ class EmbeddedConfig:
         vision_position_scale: the vision tower's learned patch position embeddings start from
             this multiple of a 2-D sine-cosine table (:func:`sincos_2d_positions`), which gives
             every patch of one column the same column code from the first step; 0 keeps CLIP's
-            random init (std 0.02, a code shared by no two patches). It matters for group
-            photos, where the language model must bind each name to a side (the ``small``
-            preset keeps CLIP's init: see its comment). Tiny (world revision 6, 2600 steps)
-            named both people in 92.5% of the benchmark's 80 group photos with the default 2.0,
-            82.5% with 1.0 and 65.0% with 0.25 (one-thread runs), and 82.5% with 2.0 against
-            57.5% with CLIP's init in ``make reproduce`` (two threads); recognition stayed at
-            99.3-99.6%. SIU's then-default run (lr 1e-2, projector lr 1e-3; c00-c04 x 2
-            seeds) gave generality EM 60.8% and others' recognition 0.945 of the original on the
-            one-thread 2.0 checkpoint (61.0%, 0.959 with 1.0), but 46.8% and 0.925 on the
-            ``make reproduce`` one, against 59.0% and 0.961 without the table: that ratio moves
-            by about 0.04 between pre-training runs of one config (0.911 for a one-thread run
-            without the table), so the table's effect on SIU is not separable from that noise.
-            The table's std at 2.0 is 1.14, against 0.44 for a patch embedding at init.
+            random init (std 0.02, a code shared by no two patches). It helps group photos,
+            where the language model must bind each name to a side; ``small`` keeps CLIP's init
+            (the measurements: ``docs/decisions.md``).
     """
 
     name: str = "tiny"
@@ -262,10 +252,8 @@ _PRESETS: dict[str, EmbeddedConfig] = {
         text_intermediate_size=1024,
         text_layers=4,
         text_heads=6,
-        # CLIP's position init: small is compute-bound in its 10-minute budget, and the 2-D
-        # table slowed its identity learning (recognition on generality images 60.8% with 2.0
-        # in ``make reproduce``, 88.4% with 1.0 and 84.2% with 0.5 in one-thread runs, against
-        # 93.7% with CLIP's init; group photos 10.0%, 21.3%, 28.8%, against 28.8%)
+        # CLIP's position init: the 2-D table slowed small's identity learning
+        # (docs/decisions.md)
         vision_position_scale=0.0,
     ),
 }
@@ -592,7 +580,8 @@ def model_device_dtype(model: ModelLike) -> tuple[torch.device, torch.dtype]:
 
 
 def collate_examples(
-    processor: ProcessorMixin, examples: Sequence[Example], max_length: int | None = None
+    processor: ProcessorMixin, examples: Sequence[Example], max_length: int | None = None,
+    spans: Sequence[str | None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Turn examples into one model batch with answer-only labels, left-padded.
 
@@ -603,9 +592,18 @@ def collate_examples(
     image may be mixed. Labels are placed after the processor expanded ``<image>``, by
     tokenising the prompt and the prompt+answer through the processor. ``max_length`` cuts each
     row's answer on the right; a prompt that does not fit raises :class:`ConfigError`.
+
+    With ``spans`` (one per example: a piece of its answer, or ``None``), the batch also holds
+    ``token_mask`` ``[B, L]``, aligned with ``labels`` (unshifted): 0 at the answer positions
+    whose characters overlap the example's span, 1 elsewhere (SIU's K_S). It is read from the
+    character offsets of the same prompt+answer encoding the labels come from, so it is right
+    for any fast tokenizer (byte-level BPE, or Llama's SentencePiece pieces with their "▁"
+    prefix) and after ``<image>`` is expanded (:func:`answer_span_mask`).
     """
     if not examples:
         raise ConfigError("collate_examples needs at least one example")
+    if spans is not None and len(spans) != len(examples):
+        raise ConfigError(f"spans needs one entry per example: {len(spans)} for {len(examples)}")
     prompts, fulls = [], []
     images = [ex.image for ex in examples if ex.image is not None]
     for ex in examples:
@@ -613,13 +611,19 @@ def collate_examples(
         prompts.append(prompt)
         fulls.append(prompt + answer)
     tokenizer = processor.tokenizer
-    full_enc = processor(images=images or None, text=fulls, padding=True, return_tensors="pt")
+    offsets = {"return_offsets_mapping": True} if spans is not None else {}
+    try:
+        full_enc = processor(images=images or None, text=fulls, padding=True, return_tensors="pt", **offsets)
+    except NotImplementedError as err:  # a slow (Python) tokenizer has no offsets
+        raise ConfigError(f"token masks need a fast tokenizer with character offsets; "
+                          f"{type(tokenizer).__name__} has none ({err})") from err
     prompt_enc = processor(images=images or None, text=prompts, padding=True, return_tensors="pt")
 
     image_token_id = getattr(processor, "image_token_id", None)
-    rows: list[tuple[torch.Tensor, torch.Tensor]] = []
+    rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
     for i in range(len(examples)):
-        ids = full_enc["input_ids"][i][full_enc["attention_mask"][i].bool()]
+        kept = full_enc["attention_mask"][i].bool()
+        ids = full_enc["input_ids"][i][kept]
         prompt_ids = prompt_enc["input_ids"][i][prompt_enc["attention_mask"][i].bool()]
         n_prompt = len(prompt_ids)
         if n_prompt >= len(ids) or not torch.equal(ids[:n_prompt], prompt_ids):
@@ -631,6 +635,12 @@ def collate_examples(
         labels[:n_prompt] = IGNORE_INDEX
         if image_token_id is not None:
             labels[ids == image_token_id] = IGNORE_INDEX
+        mask = None
+        if spans is not None:
+            _, answer = format_example(processor, examples[i].question, examples[i].answer,
+                                       examples[i].image is not None)
+            mask = answer_span_mask(full_enc["offset_mapping"][i][kept], labels != IGNORE_INDEX,
+                                    answer, spans[i])
         if max_length is not None and len(ids) > max_length:
             if n_prompt >= max_length:
                 raise ConfigError(
@@ -638,28 +648,62 @@ def collate_examples(
                     f"{n_prompt} tokens: {prompts[i]!r}"
                 )
             ids, labels = ids[:max_length], labels[:max_length]
-        rows.append((ids, labels))
+            mask = None if mask is None else mask[:max_length]
+        rows.append((ids, labels, mask))
 
     pad_id = tokenizer.pad_token_id
     if pad_id is None:
         pad_id = tokenizer.eos_token_id
-    width = max(len(ids) for ids, _ in rows)
+    width = max(len(ids) for ids, _, _ in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (ids, lab) in enumerate(rows):  # left padding
+    token_mask = torch.ones((len(rows), width), dtype=torch.long)
+    for i, (ids, lab, mask) in enumerate(rows):  # left padding
         input_ids[i, width - len(ids):] = ids
         labels[i, width - len(ids):] = lab
         attention_mask[i, width - len(ids):] = 1
+        if mask is not None:
+            token_mask[i, width - len(ids):] = mask
     batch: dict[str, torch.Tensor] = {
         "input_ids": input_ids,
         "attention_mask": attention_mask,
         "labels": labels,
     }
+    if spans is not None:
+        batch["token_mask"] = token_mask
     for key, value in full_enc.items():
-        if key not in _TEXT_KEYS:
+        if key not in _TEXT_KEYS and key != "offset_mapping":
             batch[key] = value
     return batch
+
+
+def answer_span_mask(offsets: torch.Tensor, answer_positions: torch.Tensor, answer: str,
+                     span: str | None) -> torch.Tensor:
+    """One row of K_S: 0 at the ``answer_positions`` whose characters overlap ``span`` inside
+    ``answer``, 1 elsewhere (all 1 when ``span`` is ``None``).
+
+    ``offsets`` ``[L, 2]`` are the character offsets of the row's tokens in the text the
+    processor tokenised: the prompt, with ``<image>`` expanded into the image-feature tokens,
+    followed by ``answer``. Only the prompt is changed by the expansion, so each token is placed
+    by its distance from the end of that text, which ``answer`` ends. A tokenizer may attach a
+    piece of the space before a word to the word's token (Llama's "▁"), so overlap is by
+    characters, never by comparing token ids. :class:`DataFormatError` when ``span`` is not in
+    ``answer`` or no answer token overlaps it."""
+    mask = torch.ones(len(offsets), dtype=torch.long)
+    if span is None:
+        return mask
+    if not span or span not in answer:
+        raise DataFormatError(f"mask span {span!r} is not in the answer {answer!r}")
+    text_end = int(offsets[:, 1].max())
+    start = text_end - len(answer) + answer.index(span)
+    end = start + len(span)
+    begin, stop = offsets[:, 0], offsets[:, 1]
+    hit = answer_positions & (begin < end) & (stop > start) & (stop > begin)
+    if not hit.any():
+        raise DataFormatError(f"no answer token overlaps the mask span {span!r} of {answer!r}")
+    mask[hit] = 0
+    return mask
 
 
 def batch_to_model(batch: dict[str, torch.Tensor], model: ModelLike) -> dict[str, torch.Tensor]:
@@ -704,6 +748,9 @@ class PretrainConfig:
         withheld: concept ids the world's example stream never shows in a picture (their
             text facts stay): the "never seen" reference model of
             :func:`siu_lib.experiments.never_seen_runs`; empty for every ordinary checkpoint.
+        cpu_path: the CPU code path the checkpoint is pre-trained on (:mod:`siu_lib.cpu`):
+            ``avx2``, the pinned path of every committed result, or ``native``, which gives the
+            checkpoint its own cache key.
     """
 
     steps: int = 1000
@@ -721,6 +768,7 @@ class PretrainConfig:
     bucket_batches: int = 1
     bf16: bool = False
     withheld: tuple[str, ...] = ()
+    cpu_path: str = "avx2"
 
     def warmup_steps(self) -> int:
         """Warm-up length in optimiser steps."""
@@ -749,6 +797,8 @@ class PretrainConfig:
             )
         if isinstance(self.withheld, str) or len(set(self.withheld)) != len(self.withheld):
             raise ConfigError(f"withheld must be a tuple of distinct concept ids, got {self.withheld!r}")
+        if self.cpu_path not in CPU_PATHS:
+            raise ConfigError(f"cpu_path must be one of {CPU_PATHS}, got {self.cpu_path!r}")
 
 
 _SCHEDULES: dict[str, Callable[..., Any]] = {

@@ -129,8 +129,8 @@ def plot_tradeoff(sweep: "Any", chosen: str | None = None, min_ratio: float | No
     """SIU's settings on the plane of the two targets that pull against each other: the other
     concepts' recognition ratio (x) and the generality EM (y), from
     :func:`siu_lib.experiments.sweep_table`'s table. Settings in the paper's recipe are filled
-    circles, the others hollow squares; ``chosen`` (a label) is ringed; the corner issue 4
-    asks for (x >= ``min_ratio``, y >= ``min_em``; default
+    circles, the others hollow squares; ``chosen`` (a label) is ringed; the corner the targets
+    ask for (x >= ``min_ratio``, y >= ``min_em``; default
     :data:`siu_lib.experiments.TARGET_FLOORS`) is shaded."""
     from .experiments import TARGET_FLOORS
 
@@ -142,7 +142,7 @@ def plot_tradeoff(sweep: "Any", chosen: str | None = None, min_ratio: float | No
     x1 = max(xs.max() + 0.01, 1.01)  # a setting may keep the others better than the original
     y0 = max(0.0, min(ys.min(), min_em) - 5.0)
     ax.axvspan(min_ratio, x1, ymin=(min_em - y0) / (101.0 - y0), color="tab:green", alpha=0.12,
-               lw=0, label="issue 4's targets")
+               lw=0, label=f"targets (ratio \u2265 {min_ratio:g}, EM \u2265 {min_em:g})")
     ax.axvline(min_ratio, color="tab:green", lw=0.8, ls="--")
     ax.axhline(min_em, color="tab:green", lw=0.8, ls="--")
     for row in sweep.itertuples():

@@ -8,8 +8,9 @@ A notebook's only parameter is ``PROFILE``; everything it does follows from
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from .cpu import current_path
 from .errors import UnknownNameError
 from .experiments import SweepSetting
 from .models import EmbeddedConfig, PretrainConfig, embedded_config
@@ -32,7 +33,7 @@ class Profile:
             :data:`EMBEDDED_TRAIN` for how they were chosen.
         eval_images: generality images per concept used by the knowledge evaluation.
         unlearn_concepts: how many concepts (the first ones) SIU's targets are measured on
-            (notebook 03; issue 4 asks for at least 5).
+            (notebook 03; at least 5).
         table_concepts: how many concepts (the first ones) every method is run on for Table 1
             and Table 7 (notebook 04).
         seeds: unlearning seeds per result (paper: 3).
@@ -42,6 +43,9 @@ class Profile:
             of :func:`siu_lib.experiments.choose_setting` is applied to them (on the default
             profile it picks ``unlearn``: ``tests/test_evaluate.py`` checks the committed
             ``siu_sweep.csv``; the smoke profile's micro runs only exercise the chain).
+        native_bf16: model sizes whose pre-training uses bfloat16 autocast in the profile's
+            ``-native`` variant (:meth:`on_native_path`) where the CPU multiplies bfloat16
+            natively; the profile itself is float32 on every CPU.
     """
 
     name: str
@@ -55,45 +59,33 @@ class Profile:
     seeds: tuple[int, ...]
     step_grid: tuple[int, ...] = field(default=(6, 10, 15, 20, 25, 30, 35))
     sweep: tuple[SweepSetting, ...] = ()
+    native_bf16: tuple[str, ...] = ()
+
+    def on_native_path(self) -> "Profile":
+        """The profile's variant for a process that runs the CPU's native kernels
+        (``SIU_CPU_PATH=native``, see :mod:`siu_lib.cpu`): named ``<name>-native``, so its
+        results and figures get their own folders, with ``cpu_path="native"`` in every
+        pre-training config, so its checkpoints get their own keys, and bfloat16 autocast for
+        the sizes of :attr:`native_bf16` where the CPU multiplies bfloat16 natively."""
+        bf16 = cpu_has_native_bf16()
+        pretrain = {size: replace(cfg, cpu_path="native", bf16=cfg.bf16 or (bf16 and size in self.native_bf16))
+                    for size, cfg in self.pretrain.items()}
+        return replace(self, name=f"{self.name}-native", pretrain=pretrain)
 
 
 #: Embedded-model unlearning defaults. The paper's LoRA r=128 / lr 3e-4 is sized for a 7B
-#: model; for the 2.4 M-parameter embedded model the values below were chosen on notebook 03's
-#: own targets protocol (5 concepts x 3 seeds, 20 generality images; so that table is not an
-#: independent measurement of them) by one rule: the largest generality EM among the settings
-#: that keep the other concepts' recognition >= 95% of the original's, the own facts (>= 90%)
-#: and the diversity (:func:`siu_lib.experiments.choose_setting`). Notebook 03 reruns the
-#: rows of this grid that bracket the choice (:data:`EMBEDDED_SWEEP`) on that protocol, applies
-#: the rule and writes ``data/results/default/siu_sweep.csv`` and ``figures/siu_tradeoff.png``.
-#: The whole grid, measured by sessions 13-14 with the same protocol outside the chain on world
-#: revision 10's tiny checkpoint (``tiny-b122f7b16fc8``, AVX2 EPYC), projector lr 1e-4, alpha =
-#: 2 x rank, generality EM / others' recognition ratio:
-#: rank 16: lr 7e-3 51.5 / 0.972, lr 8e-3 58.5 / 0.967, lr 1e-2 71.0 / 0.911;
-#: rank 32: lr 5e-3 57.7 / 0.982; rank 64: lr 3e-3 59.8 / 0.981, lr 3.5e-3 67.8 / 0.958,
-#: lr 4e-3 77.2 / 0.914; rank 128 (the paper's rank): lr 2e-3 70.8 / 0.951 (chosen), lr 2.5e-3
-#: 80.8 / 0.909. Own facts >= 95.6% and diversity within 5.5 points everywhere. A larger rank
-#: at a smaller lr moves the frontier (the same EM costs less specificity), and every row
-#: trades forgetting for specificity as the lr grows: no setting meets every target of issue 4.
-#: Around the choice (rank 128, lr 2e-3, same checkpoint and protocol): projector lr 1e-3
-#: 71.5 / 0.942; the projector frozen 71.3 / 0.951 (81.3 / 0.911 at lr 2.5e-3); LoRA dropout 0
-#: 71.2 / 0.954. The projector's lr barely matters. The last two are within half a point of the
-#: choice (1.5 of its 300 generality answers) and leave the paper's design (a trained
-#: projector, dropout 0.05), so they are not adopted.
-#: History: on world revision 7, whose names shared first tokens (see
-#: :func:`siu_lib.world._invent_name`), the same rule picked rank 16, lr 7e-3 (38.0 / 0.962 on
-#: the machine of those tables; 21.7 / 0.977 at lr 7e-3 and 37.3 / 0.965 at rank 64, lr 3e-3 on
-#: the AVX2 EPYC).
+#: model; for the 2.4 M-parameter embedded model the values were chosen on notebook 03's targets
+#: protocol by the rule of :func:`siu_lib.experiments.choose_setting` (the grid and the rule's
+#: inputs: ``docs/decisions.md``). Notebook 03 reruns the part of the grid that brackets the
+#: choice (:data:`EMBEDDED_SWEEP`), applies the rule and writes ``siu_sweep.csv``.
 EMBEDDED_TRAIN = TrainConfig(steps=6, batch_size=4, lr=2e-3, projector_lr=1e-4, lora_r=128,
                              lora_alpha=256, lora_dropout=0.05, seed=0)
 #: Notebook 03's selection sweep around :data:`EMBEDDED_TRAIN` (alpha = 2 x rank, projector lr
-#: 1e-4 unless set): the rows of the grid above that bracket the choice, on each side of the
+#: 1e-4 unless set): the rows of the grid that bracket the choice, on each side of the
 #: recognition-ratio threshold, and four settings outside the recipe that show where the
-#: trade-off comes from (six target-(b) records instead of two; twelve steps instead of six;
-#: full fine-tuning of the language model instead of LoRA, at two learning rates, which shows
-#: that the trade-off is not LoRA's limited capacity: outside the chain, session 17 measured
-#: 73.2 / 0.951 at lr 1.5e-3 and 93.7 / 0.828 at 3e-3; and LoRA rank 256, alpha 512, is on the
-#: rank-128 frontier too: 66.8 / 0.968 at lr 1e-3, 78.8 / 0.926 at 1.25e-3, 85.2 / 0.898 at
-#: 1.5e-3 and 88.7 / 0.889 at 1.75e-3, on the checkpoint and protocol above).
+#: trade-off comes from: six target-(b) records instead of two; twelve steps instead of six;
+#: full fine-tuning of the language model instead of LoRA, at two learning rates (if the
+#: trade-off came from LoRA's limited capacity, full fine-tuning would reach the corner).
 EMBEDDED_SWEEP = (
     SweepSetting("r16 lr 7e-3", {"lora_r": 16, "lora_alpha": 32, "lr": 7e-3}),
     SweepSetting("r16 lr 1e-2", {"lora_r": 16, "lora_alpha": 32, "lr": 1e-2}),
@@ -132,23 +124,19 @@ PROFILES: dict[str, Profile] = {
         name="default",
         world=WorldConfig(world_seed=0, n_concepts=20, images_per_concept=50, image_size=64),
         models={"tiny": embedded_config("tiny"), "small": embedded_config("small")},
-        # step counts sized to the 10-minute pre-training budget on 2 cores: tiny 0.21 s/step;
-        # small 0.43 s/step with bf16 autocast (1.3x faster than fp32 at its widths), on the
-        # machine that made the committed tables. bf16 only where the CPU multiplies bfloat16
-        # natively (cpu_has_native_bf16): elsewhere PyTorch's generic bf16 kernel made small
-        # 20x slower than fp32 (15.7 vs 0.77 s/step on an AVX2 EPYC, `make bench`'s
-        # pretrain_step_cost.csv at 788eed0: 5.6 h instead of 16.4 min for its 1250 steps), so
-        # small pre-trains in fp32 there (a different config, hence its own checkpoint key)
+        # one precision on every CPU: float32 (bf16 autocast is the -native variant's opt-in,
+        # see native_bf16 and docs/decisions.md)
         pretrain={"tiny": PretrainConfig(steps=2600, batch_size=16, lr=2e-3, align_fraction=0.25,
                                          bucket_batches=8, log_every=50),
                   "small": PretrainConfig(steps=1250, batch_size=16, lr=1.5e-3, align_fraction=0.25,
-                                          bucket_batches=8, bf16=cpu_has_native_bf16(), log_every=50)},
+                                          bucket_batches=8, log_every=50)},
         unlearn=EMBEDDED_TRAIN,
         eval_images=49,
         unlearn_concepts=5,
         table_concepts=1,
         seeds=(0, 1, 2),
         sweep=EMBEDDED_SWEEP,
+        native_bf16=("small",),
     ),
     "smoke": Profile(
         name="smoke",
@@ -168,8 +156,11 @@ PROFILES: dict[str, Profile] = {
 
 
 def get_profile(name: str | None = None) -> Profile:
-    """The named profile (default: ``$SIU_PROFILE`` or ``"default"``)."""
+    """The named profile (default: ``$SIU_PROFILE`` or ``"default"``) as this process runs it:
+    the profile itself on the pinned CPU path, its ``-native`` variant
+    (:meth:`Profile.on_native_path`) where the process runs the CPU's own kernels
+    (:func:`siu_lib.cpu.current_path`)."""
     name = name or os.environ.get("SIU_PROFILE", "default")
     if name not in PROFILES:
         raise UnknownNameError(f"unknown profile {name!r}; known: {sorted(PROFILES)}")
-    return PROFILES[name]
+    return PROFILES[name] if current_path() == "avx2" else PROFILES[name].on_native_path()

@@ -49,10 +49,9 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     where it cannot be read).
 
     Without them PyTorch falls back to a slow generic kernel for bfloat16 matrix products, and
-    bf16 autocast makes CPU pre-training much slower instead of faster: on an AVX2 EPYC,
-    ``make bench``'s ``pretrain_step_cost.csv`` (at ``788eed0``) measured the ``small`` model
-    at 15.7 s per step of the full mixture with autocast against 0.77 s without (20x).
-    :data:`siu_lib.profiles.PROFILES` turns bf16 on only where this returns ``True``."""
+    bf16 autocast makes CPU pre-training much slower instead of faster (``docs/decisions.md``).
+    A profile's ``-native`` variant (:meth:`siu_lib.profiles.Profile.on_native_path`) turns bf16
+    on only where this returns ``True``."""
     text = _cpuinfo() if cpuinfo is None else cpuinfo
     for line in text.splitlines():
         if line.startswith("flags"):
@@ -63,14 +62,16 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
 
 def machine_info() -> dict[str, Any]:
     """The hardware that made a result: the CPU's model name, the instruction set PyTorch's
-    kernels use on it (``cpu_capability``, e.g. ``AVX2`` or ``AVX512``), the number of threads,
-    and the GPU's name when one is used (else ``None``).
+    kernels use on it (``cpu_capability``, e.g. ``AVX2`` or ``AVX512``), the code path of
+    :mod:`siu_lib.cpu` (``cpu_path``: pinned or native, and the variables that chose it), the
+    number of threads, and the GPU's name when one is used (else ``None``).
 
     Recorded because the numbers depend on it: PyTorch picks different floating-point
     kernels for different instruction sets, and a pre-training run of thousands of steps
-    amplifies their rounding differences, so the same command, seed and library versions give
-    a different checkpoint (and different tables) on another kind of CPU. The README's
-    "Reproducing the numbers" section gives a measured example."""
+    amplifies their rounding differences, so without the pinned path the same command, seed
+    and library versions give a different checkpoint (and different tables) on another kind of
+    CPU (README, "Reproducing the numbers on another machine")."""
+    from .cpu import cpu_path_info
     import torch
 
     cpu = platform.processor() or platform.machine()
@@ -81,7 +82,7 @@ def machine_info() -> dict[str, Any]:
             break
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "native_bf16": cpu_has_native_bf16(info), "threads": torch.get_num_threads(), "gpu": gpu}
+            "cpu_path": cpu_path_info(), "native_bf16": cpu_has_native_bf16(info), "threads": torch.get_num_threads(), "gpu": gpu}
 
 
 #: tracked paths whose changes do not make :func:`git_commit` dirty: the regenerated outputs

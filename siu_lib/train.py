@@ -15,7 +15,8 @@ The reference distribution p0 (spec section 3):
 Masks are placed where the model actually predicts the answer: the labels come from
 :func:`siu_lib.models.collate_examples` (after ``<image>`` is expanded into the image-feature
 positions); the token mask marks the label positions whose characters fall inside the
-record's mask span (:func:`token_mask_for`); the loss functions apply the next-token shift.
+record's mask span, read from the character offsets of the same encoding
+(:func:`siu_lib.models.answer_span_mask`); the loss functions apply the next-token shift.
 """
 
 from __future__ import annotations
@@ -46,8 +47,11 @@ FORGET_TARGETS = ("a", "b", "forget", "refusal", "import")
 
 
 def name_token_ids(tokenizer: Any, name: str) -> list[int]:
-    """Every token id of a concept's name: the tokenisation of the full name and of each of
-    its words, with and without a leading space, in its given, lower, upper and title case."""
+    """Every token id of a concept's name (K_V's masked ids): the tokenisation of the full name
+    and of each of its words, with and without a leading space, in its given, lower, upper and
+    title case; never a special token, and never a piece that is only whitespace or a word
+    prefix (Llama's lone "▁", which a SentencePiece tokenizer emits for a leading space and
+    which is part of every sentence, not of the name)."""
     variants = set()
     for text in [name] + name.split():
         for cased in (text, text.lower(), text.upper(), text.title()):
@@ -56,7 +60,7 @@ def name_token_ids(tokenizer: Any, name: str) -> list[int]:
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     for v in variants:
         ids.update(tokenizer(v, add_special_tokens=False)["input_ids"])
-    return sorted(ids - special)
+    return sorted(i for i in ids - special if tokenizer.decode([i]).strip(" \u2581\u0120\t\n"))
 
 
 def vocab_mask_for(tokenizer: Any, name: str, vocab_size: int) -> Tensor:
@@ -64,34 +68,6 @@ def vocab_mask_for(tokenizer: Any, name: str, vocab_size: int) -> Tensor:
     mask = torch.ones(vocab_size, dtype=torch.bool)
     ids = [i for i in name_token_ids(tokenizer, name) if i < vocab_size]
     mask[ids] = False
-    return mask
-
-
-def token_mask_for(processor: Any, records: Sequence[FTRecord], labels: Tensor) -> Tensor:
-    """K_S (B, L) aligned with ``labels`` (unshifted): 0 at answer positions whose characters
-    overlap the record's mask span, 1 elsewhere.
-
-    The answer's label positions are the last ``n`` labelled positions of each row; they are
-    matched token by token with the answer text's own tokenisation (with character offsets),
-    so the mask sits on exactly the tokens the model is trained to predict.
-    """
-    tok = processor.tokenizer
-    mask = torch.ones_like(labels)
-    for b, rec in enumerate(records):
-        if rec.mask_span is None:
-            continue
-        _, answer_text = format_example(processor, rec.question, rec.answer, rec.has_image)
-        enc = tok(answer_text, add_special_tokens=False, return_offsets_mapping=True)
-        positions = (labels[b] != losses.IGNORE_INDEX).nonzero().flatten()
-        label_ids = labels[b, positions].tolist()
-        if enc["input_ids"] != label_ids:
-            raise DataFormatError(f"cannot align the answer tokens of {rec.answer!r} with its labels "
-                                  f"({enc['input_ids']} vs {label_ids})")
-        start = answer_text.index(rec.mask_span)
-        end = start + len(rec.mask_span)
-        for pos, (s, e) in zip(positions.tolist(), enc["offset_mapping"]):
-            if s < end and e > start:  # the token's characters overlap the span
-                mask[b, pos] = 0
     return mask
 
 
@@ -103,8 +79,7 @@ def collate_records(processor: Any, records: Sequence[FTRecord], image_root: str
     for r, ex in zip(records, examples):
         if r.has_image and ex.image is None:
             raise DataFormatError(f"record {r.question!r} names an image but none is loaded")
-    batch = collate_examples(processor, examples)
-    batch["token_mask"] = token_mask_for(processor, records, batch["labels"])
+    batch = collate_examples(processor, examples, spans=[r.mask_span for r in records])
     batch["is_forget"] = torch.tensor([r.target in FORGET_TARGETS for r in records])
     return batch
 

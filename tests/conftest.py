@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 
+import siu_lib  # noqa: F401  (first: pins the CPU code path before torch runs anything)
 import pytest
 import torch
 
@@ -55,3 +56,11 @@ class Micro:
 def micro() -> Micro:
     """The session's pre-trained micro world (built once, about half a minute)."""
     return Micro()
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Every test that uses the pre-trained micro model trains or runs a real model: mark it
+    ``slow`` (``pytest -m "not slow"`` is the quick loop; ``make test`` runs everything)."""
+    for item in items:
+        if "micro" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

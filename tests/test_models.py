@@ -516,8 +516,9 @@ def test_pretrain_step_seconds_times_both_stages_and_projects_the_budget():
         pretrain_step_seconds(World(MICRO_WORLD), MICRO_MODEL, cfg, n_steps=0)
 
 
-def test_native_bf16_is_read_from_the_cpu_flags_and_sets_the_small_profile_precision():
-    from siu_lib.profiles import get_profile
+def test_native_bf16_is_read_from_the_cpu_flags_and_only_the_native_variant_uses_it():
+    from siu_lib.embedded import checkpoint_key
+    from siu_lib.profiles import PROFILES
     from siu_lib.results import cpu_has_native_bf16, machine_info
 
     avx2 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\n"
@@ -529,5 +530,14 @@ def test_native_bf16_is_read_from_the_cpu_flags_and_sets_the_small_profile_preci
     assert cpu_has_native_bf16("") is False  # no /proc/cpuinfo (not Linux): fp32
     native = cpu_has_native_bf16()
     assert machine_info()["native_bf16"] is native  # recorded in every result's provenance
-    profile = get_profile("default")
-    assert profile.pretrain["small"].bf16 is native and profile.pretrain["tiny"].bf16 is False
+    # the profile has one precision on every CPU; its -native variant opts small into bf16
+    # where the CPU has it, and every checkpoint of the variant has its own key
+    profile = PROFILES["default"]
+    assert profile.pretrain["small"].bf16 is False and profile.pretrain["tiny"].bf16 is False
+    variant = profile.on_native_path()
+    assert variant.name == "default-native"
+    assert variant.pretrain["small"].bf16 is native and variant.pretrain["tiny"].bf16 is False
+    for size, cfg in profile.pretrain.items():
+        assert variant.pretrain[size].cpu_path == "native" and cfg.cpu_path == "avx2"
+        assert (checkpoint_key(profile.world, profile.models[size], variant.pretrain[size])
+                != checkpoint_key(profile.world, profile.models[size], cfg))

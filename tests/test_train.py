@@ -116,8 +116,13 @@ def test_vocab_mask_covers_every_id_of_the_name(micro):
     tok = micro.processor.tokenizer
     name = micro.world.concepts[0].name
     ids = name_token_ids(tok, name)
+    space = tok.convert_tokens_to_ids("\u0120")  # byte-level BPE's lone space: in every sentence
     for variant in (name, " " + name, name.lower(), " " + name.split()[1].upper()):
-        assert set(tok(variant, add_special_tokens=False)["input_ids"]) <= set(ids)
+        assert set(tok(variant, add_special_tokens=False)["input_ids"]) - {space} <= set(ids)
+    assert space not in ids and all(tok.decode([i]).strip() for i in ids)
+    # a name whose initial has no space-joined piece tokenises with the lone space, which stays out
+    assert space in tok(" Qzx", add_special_tokens=False)["input_ids"]
+    assert space not in name_token_ids(tok, "Qzx Vuq")
     mask = vocab_mask_for(tok, name, len(tok))
     assert not mask[ids].any() and int(mask.sum()) == len(tok) - len(ids)
     assert tok.convert_tokens_to_ids("<image>") not in ids
@@ -179,42 +184,40 @@ def recognised(model, micro, idx: int, images=range(1, 5)) -> list[bool]:
 
 
 #: SIU's step for the forgetting test: the micro model's rank and lr (MICRO_TRAIN) with the
-#: embedded default's projector lr 1e-4. Measured on the fixture (world revision 10, pre-training
-#: seed 0, AVX2 machine): the target's recognising answer drops 3.31 nats on unseen images and
-#: is named on 0 of 4 (4 before); the others move -0.31 / 0.53 / -0.32 nats and are named on 4 /
-#: 4 / 4 (4 / 4 / 3 before). The embedded default's lr 7e-3 at this rank gave 2.25 nats. (Under
-#: revision 7, whose fake names began like concepts' names, projector lr 1e-3 made the micro
-#: model say the fake name on other faces; revision 10 with 1e-3 names them 4 / 4 / 4.)
+#: embedded default's projector lr 1e-4 (why and what it measured: docs/decisions.md)
 GENTLE = replace(FAST, projector_lr=1e-4)
+#: the micro world's generality images per concept (images_per_concept 6, less the forget image)
+GENERALITY_IMAGES = 5
 #: SIU's default record counts (spec: 9 / 2 / 7 / 7), which the micro run's data follows
 SIU_COUNTS = SIUDataConfig()
 
 
 def test_siu_forgets_the_target_and_keeps_the_others(micro):
-    before = [recognised(micro.model, micro, i) for i in range(4)]
-    lp_before = [recognition_logprob(micro.model, micro, i) for i in range(4)]
+    # every generality image of the micro world (1..5; image 0 is the forget image)
+    images = range(1, 1 + GENERALITY_IMAGES)
+    before = [recognised(micro.model, micro, i, images) for i in range(4)]
+    lp_before = [recognition_logprob(micro.model, micro, i, GENERALITY_IMAGES) for i in range(4)]
     target = target_of(micro, 0)
     result = unlearn(micro.fresh(), micro.processor, target, "siu", train_config=GENTLE)
-    after = [recognised(result.model, micro, i) for i in range(4)]
-    lp_after = [recognition_logprob(result.model, micro, i) for i in range(4)]
+    after = [recognised(result.model, micro, i, images) for i in range(4)]
+    lp_after = [recognition_logprob(result.model, micro, i, GENERALITY_IMAGES) for i in range(4)]
     drop = [b - a for b, a in zip(lp_before, lp_after)]
-    # the pre-trained model named the target on every unseen image, and every identity on at
-    # least half of them (the 400-step micro model names c02 on 2 of 4) ...
-    assert all(before[0]) and all(sum(r) >= 2 for r in before), before
-    # ... after 6 SIU steps on one image the target's recognising answer lost > 2.5 nats on
-    # unseen images, while the other identities' moved far less and are still named: each on
-    # at least half of its images, and together on at least 3/4 of those named before. (Which
-    # borderline image flips under greedy decoding depends on the CPU's floating-point kernels:
-    # on an AVX2 machine the micro model names c02 on 4 of 4 images before and 2 of 4 after,
-    # while its recognising answer gains 0.24 nats; the README's "Reproducing the numbers on
-    # another machine".)
-    assert drop[0] > 2.5, (lp_before, lp_after)
+    # On the pinned CPU path this run is the same on every machine (the canary in test_cpu.py
+    # checks the path); the margins below leave room for a borderline image either way. The
+    # original names the target on every unseen image and every identity on most of them ...
+    assert all(before[0]) and all(sum(r) >= 3 for r in before), before
+    # ... after 6 SIU steps on one image, the target's recognising answer lost > 2 nats on
+    # unseen images and it is named on at most one of them, while the others' answers moved
+    # less than 1 nat and a third of the target's, and they are still named: each on at least
+    # 3 of its 5 images, together on at least 80% of the images named before.
+    assert drop[0] > 2.0, (lp_before, lp_after)
+    assert sum(after[0]) <= 1, after
     for i in (1, 2, 3):
-        assert abs(drop[i]) < 1.5 and abs(drop[i]) < drop[0] / 4, (i, lp_before, lp_after)
-        assert sum(after[i]) >= 2, (i, before[i], after[i])
+        assert abs(drop[i]) < 1.0 and abs(drop[i]) < drop[0] / 3, (i, lp_before, lp_after)
+        assert sum(after[i]) >= 3, (i, before[i], after[i])
     named_before = sum(sum(before[i]) for i in (1, 2, 3))
     named_after = sum(sum(after[i]) for i in (1, 2, 3))
-    assert named_after >= 0.75 * named_before, (before, after)
+    assert named_after >= 0.8 * named_before, (before, after)
     # on its own records: the original names the target in every (a) record's answer and says
     # yes to both (b) questions; after SIU fewer (a) answers name it (6 of 9 measured under world
     # revision 10, 2 of 9 under revision 7: the six steps do not fit every paraphrase even on
