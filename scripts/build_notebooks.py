@@ -189,7 +189,7 @@ trained on them, after `<image>` has been expanded into the image-feature positi
 tokens have token mask 0 (DMK ignores them), **green** tokens are kept in the KL.
 """),
         code('''from IPython.display import HTML
-from siu_lib.experiments import make_target
+from siu_lib.runs import make_target
 from siu_lib.methods import get_method
 from siu_lib.plots import render_token_masks
 target = make_target(bench, concept.concept_id, original, processor, world.fake_names)
@@ -235,7 +235,7 @@ them at all. `training_fit` asks the model each image record's own question on t
 image: a target (a) record is *learned* when the answer gives its fake name and not the
 concept's name, a (b) record when the answer does not say yes (`reveals` is the EM's test).
 """),
-        code('''from siu_lib.experiments import training_fit
+        code('''from siu_lib.diagnostics import training_fit
 fit = pd.concat([training_fit(m, processor, result.records, concept.name).assign(model=label)
                  for label, m in (("original", original), ("after SIU", result.model))])
 display(fit.groupby(["model", "target"], sort=False)[["reveals", "learned"]].mean().mul(100).round(1))
@@ -259,7 +259,7 @@ left the yes/no half where it was.
 
 An open answer that does not name the concept is not necessarily the fake name: the table's last
 three rows sort the open answers on generality images by what they name instead
-(`siu_lib.experiments.open_answer_kinds`): **the run's fake name** (what target (a) teaches),
+(`siu_lib.diagnostics.open_answer_kinds`): **the run's fake name** (what target (a) teaches),
 **someone else** (another concept, or another person of the fake-name pool), or **nobody** (a
 description, a refusal, or garbled text). The EM counts all three as forgotten and the diversity
 metric (unique words per answer) does not tell them apart, so this is where "never gibberish"
@@ -269,7 +269,9 @@ knows: with the output layer frozen under LoRA, a fake-name token that was never
 pre-training cannot be learned in six steps.
 """),
         code('''from siu_lib.evaluate import EvalConfig
-from siu_lib.experiments import RunSpec, load_run, siu_target_runs, siu_targets, yesno_answer_kinds
+from siu_lib.analysis import siu_target_runs, siu_targets
+from siu_lib.diagnostics import yesno_answer_kinds
+from siu_lib.runs import RunSpec, load_run
 eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
 target_ids = [c.concept_id for c in bench.concepts[:profile.unlearn_concepts]]
 rows, originals = siu_target_runs("tiny", original, processor, bench, world.fake_names, profile.unlearn, eval_cfg,
@@ -287,7 +289,7 @@ were chosen on a grid run on the same protocol as the targets above (the profile
 seeds, generality images; the whole grid is in `siu_lib.profiles.EMBEDDED_TRAIN`'s
 documentation); the sweep below reruns the part of it that brackets the choice: LoRA ranks 16,
 64 and the paper's 128 (alpha twice the rank), each over learning rates around where it starts
-to cost the other concepts' recognition, and a tenfold projector lr. The rule (`siu_lib.experiments.choose_setting`):
+to cost the other concepts' recognition, and a tenfold projector lr. The rule (`siu_lib.analysis.choose_setting`):
 **the largest generality EM among the settings that keep the other concepts' recognition ≥ 95%
 of the original's, the own text facts ≥ 90% and the diversity within 10 points**. No setting
 reaches the forgetting targets, so forgetting is what is traded; the cell prints the
@@ -304,7 +306,7 @@ the LoRA rows. The figure puts every setting on the plane of the two
 targets that pull against each other, the generality EM and the other concepts' recognition
 ratio; the targets ask for the shaded corner.
 """),
-        code('''from siu_lib.experiments import TARGET_FLOORS, sweep_runs, sweep_table
+        code('''from siu_lib.analysis import TARGET_FLOORS, sweep_runs, sweep_table
 from siu_lib.plots import plot_tradeoff
 from siu_lib.results import atomic_write_csv, atomic_write_json, run_metadata
 sweep_rows, sweep_originals = sweep_runs("tiny", original, processor, bench, world.fake_names, profile.unlearn,
@@ -333,7 +335,7 @@ in a group photo or their forget image; `PretrainConfig.withheld`). Their text f
 yes/no questions about them are still asked on other people's pictures ("No, this is X."), so
 this model knows of them, as SIU's targets (c) and (d) intend, but has never seen them.
 
-It is evaluated exactly like an unlearned model (`siu_lib.experiments.never_seen_runs`), and
+It is evaluated exactly like an unlearned model (`siu_lib.analysis.never_seen_runs`), and
 its column beside SIU's says how far each target can be reached by forgetting at all: a target
 that the never-seen model misses is a property of the embedded model (for instance, how often it
 answers yes to a face it does not know), not something six steps of any method could fix.
@@ -341,7 +343,7 @@ The targets table with this column is written to `siu_targets.csv`, the referenc
 `never_seen.csv`.
 """),
         code('''from dataclasses import replace
-from siu_lib.experiments import never_seen_runs
+from siu_lib.analysis import never_seen_runs
 from siu_lib.results import atomic_write_csv
 reference_checkpoint = ensure_pretrained(profile.world, profile.models["tiny"],
                                          replace(profile.pretrain["tiny"], withheld=tuple(target_ids)))
@@ -358,7 +360,7 @@ targets'''),
 ### How the yes/no answers fail
 
 Each run's answers to the yes/no prompts on generality images, read back from its JSON and
-sorted into four kinds (`siu_lib.experiments.yesno_answer_kinds`, % of the run's yes/no
+sorted into four kinds (`siu_lib.diagnostics.yesno_answer_kinds`, % of the run's yes/no
 answers): **no** (the concept is forgotten; this column is the yes/no half of the generality
 EM above), **yes naming the concept**, **yes naming someone else** (a word of another concept's
 name or of a fake name: the answer's "yes" contradicts the identity it names), and **yes naming nobody**
@@ -381,7 +383,7 @@ yesno_kinds.round(1)'''),
 
 The evaluation asks every prompt on the forget image and again, in turn, on the generality
 images, so each question is asked on several pictures of the concept
-(`siu_lib.experiments.question_consistency`). `same_verdict` is the share of questions that get
+(`siu_lib.diagnostics.question_consistency`). `same_verdict` is the share of questions that get
 one verdict (revealed or forgotten) on every picture they are asked on;
 `same_verdict_if_independent` is what that share would be if answers revealed the concept at
 the run's own rates (one for the forget image, one for the generality images) whatever their
@@ -393,7 +395,7 @@ them is among target (a)'s training questions; the yes/no prompts share most of 
 with target (b)'s pool, but a run trains only two of them (its two (b) records), so most of the
 ten are phrasings it was not trained on.
 """),
-        code('''from siu_lib.experiments import question_consistency
+        code('''from siu_lib.diagnostics import question_consistency
 consistency = pd.DataFrame([
     {"concept": c, "seed": seed, "prompts": kind, **question_consistency(gens, bench.concept(c).name, kind)}
     for (c, seed), gens in generations.items() for kind in ("open", "yesno")])
@@ -420,12 +422,12 @@ from siu_lib.world import World
 from siu_lib.embedded import ensure_pretrained
 from siu_lib.models import load_model
 from siu_lib.evaluate import EvalConfig
-from siu_lib.experiments import RunSpec, run_one, original_report, original_row
+from siu_lib.runs import RunSpec, run_one, original_report, original_row
 from siu_lib.results import atomic_write_csv
+from siu_lib.tables import TABLE1_METHODS, table1_jobs
 from tqdm.auto import tqdm
 world = World(profile.world)
 bench = load_benchmark(ensure_synthetic(profile.world))
-METHODS = ("po", "ga", "ga_kl", "npo", "gd", "siu")
 eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
 concepts = [c.concept_id for c in bench.concepts[:profile.table_concepts]]
 models = {size: load_model(ensure_pretrained(profile.world, profile.models[size], profile.pretrain[size]))
@@ -434,8 +436,7 @@ originals = {(size, cid): original_report(models[size][0], models[size][1], benc
              for size in models for cid in concepts}'''),
         md("## Table 1 runs: every method × model size × concept × seed, 6 steps"),
         code('''rows = [original_row(size, rep) for (size, cid), rep in originals.items()]
-jobs = [(size, cid, m, seed) for size in models for cid in concepts for m in METHODS for seed in profile.seeds]
-for size, cid, m, seed in tqdm(jobs, desc="Table 1 runs"):
+for size, cid, m, seed in tqdm(table1_jobs(models, concepts, profile.seeds), desc="Table 1 runs"):
     model, processor = models[size]
     rows.append(run_one(RunSpec(size, cid, m, seed, 6), model, processor, bench, world.fake_names,
                         profile.unlearn, eval_cfg, originals[(size, cid)], profile.name))
@@ -447,7 +448,7 @@ table1_runs.groupby(["model", "method"], sort=False)[["efficacy", "generality_em
 cid = concepts[0]
 step_rows = [{**original_row("tiny", originals[("tiny", cid)]), "steps": 0}]
 for n in tqdm(profile.step_grid, desc="step curves"):
-    for m in METHODS:
+    for m in TABLE1_METHODS:
         step_rows.append(run_one(RunSpec("tiny", cid, m, 0, n), model, processor, bench, world.fake_names,
                                  profile.unlearn, eval_cfg, originals[("tiny", cid)], profile.name))
 steps = pd.DataFrame(step_rows)
@@ -466,25 +467,18 @@ so plainly where they disagree.
 """),
         code(PARAMETERS, ("parameters",)),
         code(SETUP),
-        code('''from siu_lib.evaluate import TABLE1_METRICS
-from siu_lib.experiments import mean_std_table
+        code('''from siu_lib.metrics import TABLE1_METRICS
+from siu_lib.tables import mean_std_table, order_methods, plus_minus
 from siu_lib.results import atomic_write_csv
-runs = pd.read_csv(RESULTS / "table1_runs.csv")
-order = ["original", "po", "ga", "ga_kl", "npo", "gd", "siu"]
-runs["method"] = pd.Categorical(runs["method"], order, ordered=True)
-table1 = mean_std_table(runs.sort_values(["model", "method"]), ["model", "method"], TABLE1_METRICS)
-table1["method"] = table1["method"].astype(str)
+runs = order_methods(pd.read_csv(RESULTS / "table1_runs.csv"))
+table1 = mean_std_table(runs, ["model", "method"], TABLE1_METRICS)
 atomic_write_csv(RESULTS / "table1.csv", table1)
-def pm(df, metrics):
-    return pd.DataFrame({m: [f"{a:.1f} ± {b:.1f}" for a, b in zip(df[m], df[f"{m}_std"])] for m in metrics},
-                        index=pd.MultiIndex.from_frame(df[["model", "method"]]))
-pm(table1, TABLE1_METRICS)'''),
+plus_minus(table1, TABLE1_METRICS)'''),
         md("## Table 7: specificity per utility task\nAccuracy (%) on what was not targeted: other concepts' recognition, general visual QA, other concepts' text facts."),
         code('''spec_cols = [c for c in runs.columns if c.startswith("spec_")]
-table7 = mean_std_table(runs.sort_values(["model", "method"]), ["model", "method"], spec_cols)
-table7["method"] = table7["method"].astype(str)
+table7 = mean_std_table(runs, ["model", "method"], spec_cols)
 atomic_write_csv(RESULTS / "table7.csv", table7)
-pm(table7, spec_cols)'''),
+plus_minus(table7, spec_cols)'''),
         md("## Figs 2–3: metrics against fine-tuning steps"),
         code('''from siu_lib.plots import plot_step_curves
 steps = pd.read_csv(RESULTS / "steps.csv")

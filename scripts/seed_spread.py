@@ -5,10 +5,10 @@ For each pre-training seed of one embedded size (default ``tiny``, seeds 0, 1, 2
 profile's own checkpoint, the one every other table uses) the checkpoint is reused from the cache
 or pre-trained (about ten minutes per seed on 2 cores, timed as in notebook 02), scored like
 notebook 02 (:func:`siu_lib.embedded.pretrain_table`), and unlearned with SIU on notebook 03's
-protocol (:func:`siu_lib.experiments.siu_target_runs`: the profile's unlearning config, its
+protocol (:func:`siu_lib.analysis.siu_target_runs`: the profile's unlearning config, its
 first ``unlearn_concepts`` concepts x its seeds, 20 generality images); beside it, the
 never-seen reference of the same seed (those concepts withheld from every picture of
-pre-training, another ten minutes when not cached; :func:`siu_lib.experiments.never_seen_runs`)
+pre-training, another ten minutes when not cached; :func:`siu_lib.analysis.never_seen_runs`)
 is scored on the same concepts, unless ``--no-reference``. No per-run JSON is
 written: run-file names do not cover the checkpoint, and those of the profile's own checkpoint
 must not be overwritten.
@@ -34,7 +34,7 @@ from siu_lib.bench import ensure_synthetic, load_benchmark
 from siu_lib.embedded import ensure_pretrained, pretrain_table
 from siu_lib.errors import UnknownNameError
 from siu_lib.evaluate import EvalConfig
-from siu_lib.experiments import never_seen_runs, seed_spread_row, siu_target_runs, siu_targets
+from siu_lib.analysis import never_seen_runs, seed_spread_row, siu_target_runs, siu_targets
 from siu_lib.models import load_model
 from siu_lib.paths import results_dir
 from siu_lib.profiles import get_profile

@@ -125,7 +125,8 @@ def canary_run(spec: Mapping[str, Any] = CANARY) -> dict[str, Any]:
     import hashlib
 
     import torch
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+    from transformers import (CLIPVisionConfig, LlamaConfig, LlavaConfig,
+                              LlavaForConditionalGeneration)
 
     s = dict(spec)
     threads = torch.get_num_threads()

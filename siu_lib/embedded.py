@@ -26,7 +26,7 @@ from .bench import Benchmark
 from .cpu import SWITCH, cpu_path_info, current_path
 from .errors import ConfigError
 from .generate import generate
-from .metrics import reveals_yesno
+from .metrics import answer_contains, reveals_yesno
 from .models import (EmbeddedConfig, Example, PretrainConfig, build_embedded_model, count_parameters,
                      load_model, pretrain, train_tokenizer)
 from .paths import checkpoint_dir
@@ -180,7 +180,7 @@ class KnowledgeReport:
             the model's yes-bias on a face it does not know, asked about a concept it does
             know. It is not a bound on forgetting: a model that never saw a concept's pictures
             but was asked about it on other people's (the never-seen reference of
-            :func:`siu_lib.experiments.never_seen_runs`) learned "no" for that name, and
+            :func:`siu_lib.analysis.never_seen_runs`) learned "no" for that name, and
             answers no on that concept's own pictures too.
         group_left: group photos whose answer names the left identity before the words "on
             the right" (the trained answer is "On the left is A, and on the right is B").
@@ -213,10 +213,6 @@ def split_group_answer(answer: str) -> tuple[str, str]:
 #: greedy decoding length of :func:`evaluate_pretrained`: long enough for the longest answer the
 #: world trains (a group photo's two multi-token names), which a test checks
 KNOWLEDGE_MAX_NEW_TOKENS = 48
-
-
-def _contains(answer: str, expected: str) -> bool:
-    return expected.lower() in answer.lower()
 
 
 def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: World,
@@ -271,17 +267,17 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
     def take(block: list[Any]) -> list[str]:
         return list(islice(rest, len(block)))
 
-    rec = [_contains(a, c.name) for a, c in zip(take(rec_items), rec_truth)]
-    vel = [_contains(a, c.name) for a, c in zip(take(vel_items), rec_truth)]
-    facts = [_contains(a, v) for a, v in zip(take(fact_items), fact_truth)]
-    vq = [_contains(a, exp) for a, (_, _, exp) in zip(take(vqa), vqa)]
+    rec = [answer_contains(a, c.name) for a, c in zip(take(rec_items), rec_truth)]
+    vel = [answer_contains(a, c.name) for a, c in zip(take(vel_items), rec_truth)]
+    facts = [answer_contains(a, v) for a, v in zip(take(fact_items), fact_truth)]
+    vq = [answer_contains(a, exp) for a, (_, _, exp) in zip(take(vqa), vqa)]
     grp, left, right = [], [], []
     for a, (_, g) in zip(take(groups), groups):
         name_l, name_r = bench.concept(g.left).name, bench.concept(g.right).name
-        grp.append(_contains(a, name_l) and _contains(a, name_r))
+        grp.append(answer_contains(a, name_l) and answer_contains(a, name_r))
         part_l, part_r = split_group_answer(a)
-        left.append(_contains(part_l, name_l))
-        right.append(_contains(part_r, name_r))
+        left.append(answer_contains(part_l, name_l))
+        right.append(answer_contains(part_r, name_r))
     said_yes_own = [reveals_yesno(a) for a in take(yes_own)]
     said_yes_other = [reveals_yesno(a) for a in take(yes_other)]
     said_yes_unknown = [reveals_yesno(a) for a in take(yes_unknown)]

@@ -11,24 +11,23 @@ All generation is batched greedy decoding through :func:`siu_lib.generate.genera
 * **specificity**: recognition of the other concepts (``n_other_images`` generality images
   each), ``n_vqa_items`` general visual-QA items, and the other concepts' text facts;
 * **factual retention**: the target's own text facts, asked without an image.
+
+The metrics come from the registry (:data:`siu_lib.metrics.METRICS`): each declares the groups
+of prompts it reads, the evaluation generates those groups in one call (in the fixed order of
+:data:`siu_lib.metrics.GENERATION_GROUPS`) and hands every metric the same
+:class:`siu_lib.metrics.EvalContext`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Collection
+from typing import Any, Collection, Sequence
 
 from .bench import Benchmark
 from .errors import UnknownNameError
 from .generate import generate
 from .judges import Judge, RuleJudge
-from .metrics import (MetricResult, c_dis, diversity, exact_match_forgetting, factual_retention,
-                      fluency, g_eval, specificity)
-from .train import name_token_ids
-
-#: the order of Table 1's columns
-TABLE1_METRICS = ("efficacy", "generality_em", "generality_geval", "generality_cdis",
-                  "specificity", "fluency", "diversity", "factual_retention")
+from .metrics import GENERATION_GROUPS, METRICS, TABLE1_METRICS, EvalContext, MetricResult
 
 
 @dataclass
@@ -78,11 +77,26 @@ def _fact_pairs(concept: Any) -> list[tuple[str, str]]:
     return [(f.question, f.value) for f in concept.facts if f.key != "summary"]
 
 
+def _evaluation_metrics(names: Sequence[str] | None) -> list[str]:
+    """The registered metrics an evaluation computes: ``names`` (checked), or every metric that
+    is computed from an evaluation, in registration order."""
+    if names is None:
+        return [n for n, m in METRICS.items() if m.from_context is not None]
+    unknown = [n for n in names if n not in METRICS or METRICS[n].from_context is None]
+    if unknown:
+        raise UnknownNameError(f"unknown evaluation metric(s) {unknown}; known: "
+                               f"{[n for n, m in METRICS.items() if m.from_context is not None]}")
+    return list(names)
+
+
 def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchmark, concept_id: str,
                         cfg: EvalConfig | None = None, judge: Judge | None = None,
                         original_specificity: dict[str, float] | None = None,
-                        progress: bool = False, unseen: Collection[str] = ()) -> EvalReport:
-    """Every metric of ``model`` (Mθ) against ``original`` (M0) on one concept.
+                        progress: bool = False, unseen: Collection[str] = (),
+                        metrics: Sequence[str] | None = None) -> EvalReport:
+    """Every registered metric of ``model`` (Mθ) against ``original`` (M0) on one concept (or
+    only ``metrics``, by registered name): the prompts the metrics read are generated in one
+    call, then each metric reads them (:meth:`siu_lib.metrics.Metric.evaluate`).
 
     ``original_specificity`` (task -> accuracy in %) is the original model's specificity on
     the same items, for the ratio; pass ``evaluate_unlearning(original, original, ...)``'s
@@ -91,9 +105,10 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
     ``unseen``: other concepts whose pictures are left out of the specificity items (the
     recognition items and the general visual-QA items that picture them; their text facts
     stay in): those a never-seen reference model was never shown
-    (:func:`siu_lib.experiments.never_seen_runs`), which no model could be asked to keep.
+    (:func:`siu_lib.analysis.never_seen_runs`), which no model could be asked to keep.
     """
     cfg = cfg or EvalConfig()
+    names = _evaluation_metrics(metrics)
     target = bench.concept(concept_id)
     unseen = frozenset(unseen)  # read once (an iterator would be used up by the check)
     unknown = sorted(unseen - {c.concept_id for c in bench.concepts})
@@ -103,62 +118,56 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
     others = [c for c in bench.concepts if c.concept_id != target.concept_id]
     judge = judge or RuleJudge([c.name for c in others])
     open_p, yesno_p = target.prompts["open"], target.prompts["yesno"]
-
-    # ---- the prompts, in one generation call
-    jobs: list[tuple[str, Any, str, dict]] = []  # (group, image, question, info)
-    forget = bench.forget_image(target.concept_id)
-    jobs += [("efficacy", forget, q, {"kind": "open"}) for q in open_p]
-    jobs += [("efficacy", forget, q, {"kind": "yesno"}) for q in yesno_p]
     gen_paths = bench.generality_image_paths(target.concept_id)[:cfg.n_generality_images]
     gen_images = [bench.load_image(p) for p in gen_paths]
-    for k, img in enumerate(gen_images):
-        jobs.append(("generality", img, open_p[k % len(open_p)], {"kind": "open", "image": gen_paths[k]}))
-        jobs.append(("generality", img, yesno_p[k % len(yesno_p)], {"kind": "yesno", "image": gen_paths[k]}))
-    for o in others:
-        shown = [] if o.concept_id in unseen else bench.generality_image_paths(o.concept_id)
-        for p in shown[:cfg.n_other_images]:
-            jobs.append(("spec_recognition", bench.load_image(p), "Who is in this picture?",
-                         {"expected": o.name, "image": p}))
-        for q, v in _fact_pairs(o)[:cfg.n_other_facts]:
-            jobs.append(("spec_facts", None, q, {"expected": v}))
-    stride = max(1, len(bench.general_vqa) // max(1, cfg.n_vqa_items))
-    for v in bench.general_vqa[::stride][:cfg.n_vqa_items]:
-        if v.concept_id in unseen or v.partner_id in unseen:  # a group photo pictures both
-            continue
-        jobs.append(("spec_vqa", bench.load_image(v.image), v.question, {"expected": v.answer, "image": v.image}))
-    for q, v in _fact_pairs(target):
-        jobs.append(("own_facts", None, q, {"expected": v}))
+
+    # ---- the prompts of every group a metric reads, in one generation call; each builder
+    # gives (group, image, question, info) in the order the groups are generated (each other
+    # concept's recognition images, then its facts)
+    def efficacy() -> list[tuple[str, Any, str, dict]]:
+        forget = bench.forget_image(target.concept_id)
+        return ([("efficacy", forget, q, {"kind": "open"}) for q in open_p]
+                + [("efficacy", forget, q, {"kind": "yesno"}) for q in yesno_p])
+
+    def generality() -> list[tuple[str, Any, str, dict]]:
+        jobs = []
+        for k, img in enumerate(gen_images):
+            jobs.append(("generality", img, open_p[k % len(open_p)], {"kind": "open", "image": gen_paths[k]}))
+            jobs.append(("generality", img, yesno_p[k % len(yesno_p)], {"kind": "yesno", "image": gen_paths[k]}))
+        return jobs
+
+    def other_concepts() -> list[tuple[str, Any, str, dict]]:
+        jobs = []
+        for o in others:
+            shown = [] if o.concept_id in unseen else bench.generality_image_paths(o.concept_id)
+            jobs += [("spec_recognition", bench.load_image(p), "Who is in this picture?",
+                      {"expected": o.name, "image": p}) for p in shown[:cfg.n_other_images]]
+            jobs += [("spec_facts", None, q, {"expected": v}) for q, v in _fact_pairs(o)[:cfg.n_other_facts]]
+        return jobs
+
+    def spec_vqa() -> list[tuple[str, Any, str, dict]]:
+        stride = max(1, len(bench.general_vqa) // max(1, cfg.n_vqa_items))
+        return [("spec_vqa", bench.load_image(v.image), v.question, {"expected": v.answer, "image": v.image})
+                for v in bench.general_vqa[::stride][:cfg.n_vqa_items]
+                if v.concept_id not in unseen and v.partner_id not in unseen]  # a group photo pictures both
+
+    def own_facts() -> list[tuple[str, Any, str, dict]]:
+        return [("own_facts", None, q, {"expected": v}) for q, v in _fact_pairs(target)]
+
+    builders = ((("efficacy",), efficacy), (("generality",), generality),
+                (("spec_recognition", "spec_facts"), other_concepts), (("spec_vqa",), spec_vqa),
+                (("own_facts",), own_facts))
+    assert tuple(g for groups, _ in builders for g in groups) == GENERATION_GROUPS
+    needed = {g for n in names for g in METRICS[n].reads}
+    jobs = [job for groups, build in builders if needed & set(groups) for job in build() if job[0] in needed]
     answers = generate(model, processor, [(img, q) for _, img, q, _ in jobs],
-                       max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, progress=progress)
+                       max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
+                       progress=progress) if jobs else []
     generations = [{"group": g, "question": q, "answer": a, **info}
                    for (g, _, q, info), a in zip(jobs, answers)]
-
-    def pick(group: str) -> list[dict[str, Any]]:
-        return [r for r in generations if r["group"] == group]
-
-    metrics: dict[str, MetricResult] = {}
-    eff = pick("efficacy")
-    metrics["efficacy"] = exact_match_forgetting([r["answer"] for r in eff], [r["kind"] for r in eff], target.name)
-    gen = pick("generality")
-    metrics["generality_em"] = exact_match_forgetting([r["answer"] for r in gen], [r["kind"] for r in gen],
-                                                      target.name)
-    gen_open = [r for r in gen if r["kind"] == "open"]
-    metrics["generality_geval"] = g_eval([r["answer"] for r in gen_open], target, judge)
-    metrics["generality_cdis"] = c_dis(model, original, processor, gen_images[:cfg.n_cdis_images],
-                                       target.probe_question, target.special_tokens)
-    correct = {
-        "recognition": [r["expected"].lower() in r["answer"].lower() for r in pick("spec_recognition")],
-        "general_vqa": [r["expected"].lower() in r["answer"].lower() for r in pick("spec_vqa")],
-        "facts": [r["expected"].lower() in r["answer"].lower() for r in pick("spec_facts")],
-    }
-    metrics["specificity"] = specificity(correct, original_specificity)
-    accuracy = metrics["specificity"].details["accuracy"]
-    gen_items = [(img, r["question"], r["answer"]) for img, r in zip(gen_images, gen_open)]
-    metrics["fluency"] = fluency(original, processor, gen_items,
-                                 name_token_ids(processor.tokenizer, target.name))
-    metrics["diversity"] = diversity([r["answer"] for r in gen_open])
-    own = pick("own_facts")
-    metrics["factual_retention"] = factual_retention([r["answer"] for r in own], [r["expected"] for r in own])
-    for name, m in metrics.items():
-        m.name = name
-    return EvalReport(target.concept_id, metrics, generations, accuracy)
+    by_group = {g: [r for r in generations if r["group"] == g] for g in GENERATION_GROUPS if g in needed}
+    ctx = EvalContext(model, original, processor, target, by_group, gen_images, judge,
+                      original_specificity, cfg.n_cdis_images)
+    results = {n: METRICS[n].evaluate(ctx) for n in names}
+    accuracy = results["specificity"].details["accuracy"] if "specificity" in results else {}
+    return EvalReport(target.concept_id, results, generations, accuracy)

@@ -21,7 +21,6 @@ Look a method up with :func:`get_method`; an unknown name raises :class:`Unknown
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
@@ -33,6 +32,7 @@ from . import losses
 from .errors import ConfigError, DataFormatError, UnknownNameError
 from .finetune_data import (FAKE_NAME_QUESTIONS, PRESENCE_QUESTIONS, FTRecord,
                             SIUDataConfig, _get, build_siu_records, concept_facts)
+from .metrics import reveals
 
 # ------------------------------------------------------------------------------ context
 
@@ -177,18 +177,9 @@ REFUSALS = (
 )
 
 
-def reveals(answer: str, name: str) -> bool:
-    """Whether an answer reveals a concept: it contains a word of its name (case-insensitive,
-    whole words) or starts with "yes"."""
-    a = answer.lower()
-    if re.match(r"\W*yes\b", a):
-        return True
-    return any(re.search(rf"\b{re.escape(w.lower())}\b", a) for w in name.split() if len(w) > 2)
-
-
 def forget_image_questions(target: UnlearnTarget) -> list[tuple[str, str]]:
     """The questions the baselines ask about the forget image, each with the name whose words
-    make an answer to it reveal the concept (:func:`reveals`): the concept's name for a "who is
+    make an answer to it reveal the concept (:func:`siu_lib.metrics.reveals`): the concept's name for a "who is
     this?" question, ``""`` for an "is <c> in the image?" one, where only a yes reveals it."""
     return ([(q, target.name) for q in FAKE_NAME_QUESTIONS]
             + [(q.format(name=target.name), "") for q in PRESENCE_QUESTIONS])

@@ -9,8 +9,8 @@ notebooks re-plot without re-running a model), its direction and free-form ``det
 ==========================  ===========================================================  ====
  ``efficacy``                :func:`exact_match_forgetting` on the forget image            ↑
  ``generality_em``           :func:`exact_match_forgetting` on the generality images       ↑
- ``generality_g_eval``       :func:`g_eval` (judge score 1..5)                             ↓
- ``generality_c_dis``        :func:`c_dis` (probe question, special tokens)                ↑
+ ``generality_geval``        :func:`g_eval` (judge score 1..5)                             ↓
+ ``generality_cdis``         :func:`c_dis` (probe question, special tokens)                ↑
  ``specificity``             :func:`specificity` (accuracy on what was not targeted)       ↑
  ``fluency``                 :func:`fluency` (perplexity under the original model)         ↓
  ``diversity``               :func:`diversity` (% unique words)                            ↑
@@ -18,9 +18,17 @@ notebooks re-plot without re-running a model), its direction and free-form ``det
 ==========================  ===========================================================  ====
 
 Look one up with :func:`get_metric`; an unknown name raises :class:`UnknownNameError`. Calling
-a :class:`Metric` calls its function and names the result after the registered name. Pure
-helpers: :func:`reveals_open`, :func:`reveals_yesno`, :func:`c_dis_from_probs`,
-:func:`rouge_l_recall` (ROUGE-L recall, used by the membership-inference attack).
+a :class:`Metric` calls its function and names the result after the registered name. Each
+registered metric also declares what an evaluation must give it (:class:`Metric`: the groups of
+generated answers it reads, the models it runs) and how it reads them
+(:meth:`Metric.evaluate` on an :class:`EvalContext`), so
+:func:`siu_lib.evaluate.evaluate_unlearning` is one loop over the registry, and its name is
+the run JSON's key, the table column (:data:`TABLE1_METRICS`) and, with its ``label``, the
+figures' heading. Adding a metric is one :func:`register` call.
+
+Pure helpers: :func:`reveals_open`, :func:`reveals_yesno` and :func:`reveals` (the EM's tests
+of a revealing answer), :func:`answer_contains` (the one "expected text in the answer" scorer),
+:func:`c_dis_from_probs`, :func:`rouge_l_recall` (ROUGE-L recall).
 
 Percentages are in 0..100. Model-based metrics (:func:`c_dis`, :func:`fluency`) run under
 ``torch.no_grad`` in eval mode and restore the models' training mode.
@@ -41,9 +49,8 @@ from transformers import ProcessorMixin
 from .errors import ConfigError, SIUError, UnknownNameError
 from .generate import answer_logprobs
 from .judges import Judge, concept_name
-from .methods import reveals
 from .models import (IGNORE_INDEX, Example, ModelLike, batch_to_model, collate_examples,
-                     format_prompt)
+                     format_prompt, name_token_ids)
 
 #: Prompt kinds of :func:`exact_match_forgetting`.
 PROMPT_KINDS = ("open", "yesno")
@@ -78,29 +85,99 @@ class MetricResult:
         return asdict(self)
 
 
+@dataclass
+class EvalContext:
+    """What one evaluation gives its metrics to read (built by
+    :func:`siu_lib.evaluate.evaluate_unlearning`): the unlearned ``model`` (Mθ), the
+    ``original`` (M0), their ``processor``, the ``target`` concept record, the ``generations``
+    of each group of prompts (:data:`GENERATION_GROUPS`: one dict per prompt with its
+    ``question``, ``answer`` and the group's fields), the loaded ``generality_images`` (in the
+    order of the generality prompts' images), the ``judge``, the original model's specificity
+    accuracies (``original_specificity``, for the ratio) and ``n_cdis_images``."""
+
+    model: Any
+    original: Any
+    processor: Any
+    target: Any
+    generations: dict[str, list[dict[str, Any]]]
+    generality_images: list[Image.Image]
+    judge: Judge
+    original_specificity: Mapping[str, float] | None = None
+    n_cdis_images: int = 8
+
+    def answers(self, group: str, kind: str | None = None) -> list[str]:
+        """The answers of one group of prompts (of one prompt ``kind`` when given)."""
+        return [r["answer"] for r in self.generations[group] if kind is None or r.get("kind") == kind]
+
+
+#: the groups of prompts an evaluation generates answers for, in generation order:
+#: ``efficacy`` (the forget image, every open and yes/no prompt), ``generality`` (each
+#: generality image with one open and one yes/no prompt), ``spec_recognition`` (other concepts'
+#: images), ``spec_facts`` (other concepts' text facts), ``spec_vqa`` (general visual QA) and
+#: ``own_facts`` (the target's text facts)
+GENERATION_GROUPS = ("efficacy", "generality", "spec_recognition", "spec_facts", "spec_vqa", "own_facts")
+
+
 @dataclass(frozen=True)
 class Metric:
-    """A registered metric: its name, function, direction and a one-line description."""
+    """A registered metric.
+
+    Fields:
+        name: the one name of the metric everywhere: registry, run JSON, table column.
+        fn: the metric's function (returns a :class:`MetricResult`).
+        higher_is_better: its direction.
+        description: one line on what it measures.
+        label: how tables' and figures' headings name it (with its direction).
+        reads: the groups of generated answers it reads (:data:`GENERATION_GROUPS`); the
+            evaluation generates only the groups its metrics read.
+        models: the models it runs itself besides reading answers (``"model"``: Mθ,
+            ``"original"``: M0).
+        from_context: how an evaluation calls ``fn``: a function of an :class:`EvalContext`
+            (``None``: the metric is not part of :func:`siu_lib.evaluate.evaluate_unlearning`).
+        table1: whether it is a column of Table 1 (in registration order).
+    """
 
     name: str
     fn: Callable[..., MetricResult]
     higher_is_better: bool
     description: str
+    label: str = ""
+    reads: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    from_context: Callable[[EvalContext], MetricResult] | None = None
+    table1: bool = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> MetricResult:
         """Run the function; the result carries this metric's registered name."""
         return replace(self.fn(*args, **kwargs), name=self.name)
 
+    def evaluate(self, ctx: EvalContext) -> MetricResult:
+        """The metric on one evaluation's context, named after the metric."""
+        if self.from_context is None:
+            raise ConfigError(f"metric {self.name!r} is not computed from an evaluation")
+        return replace(self.from_context(ctx), name=self.name)
+
 
 METRICS: dict[str, Metric] = {}
 
 
-def register(name: str, fn: Callable[..., MetricResult], higher_is_better: bool,
-             description: str) -> Metric:
-    """Register ``fn`` under ``name`` with its direction; a name may be registered once."""
+def register(name: str, fn: Callable[..., MetricResult], higher_is_better: bool, description: str,
+             *, label: str = "", reads: Sequence[str] = (), models: Sequence[str] = (),
+             from_context: Callable[[EvalContext], MetricResult] | None = None,
+             table1: bool = False) -> Metric:
+    """Register ``fn`` under ``name`` (see :class:`Metric` for the fields); a name may be
+    registered once, and ``reads`` must name groups of :data:`GENERATION_GROUPS`."""
     if name in METRICS:
         raise ConfigError(f"metric {name!r} is already registered")
-    METRICS[name] = Metric(name, fn, higher_is_better, description)
+    unknown = sorted(set(reads) - set(GENERATION_GROUPS))
+    if unknown:
+        raise UnknownNameError(f"metric {name!r} reads unknown group(s) {unknown}; known: "
+                               f"{list(GENERATION_GROUPS)}")
+    bad = sorted(set(models) - {"model", "original"})
+    if bad:
+        raise UnknownNameError(f"metric {name!r} runs unknown model(s) {bad}; known: model, original")
+    METRICS[name] = Metric(name, fn, higher_is_better, description, label or name, tuple(reads),
+                           tuple(models), from_context, table1)
     return METRICS[name]
 
 
@@ -130,19 +207,33 @@ def _same_length(what: str, a: Sequence, b: Sequence) -> None:
 
 def reveals_yesno(answer: str) -> bool:
     """Whether the response to a yes/no prompt answers yes: it starts with "yes" (after any
-    punctuation or spaces, case-insensitive, whole word). This is exactly the yes test of
-    :func:`siu_lib.methods.reveals` (called with no name words)."""
-    return reveals(answer, "")
+    punctuation or spaces, case-insensitive, whole word)."""
+    return re.match(r"\W*yes\b", answer.lower()) is not None
 
 
 def reveals_open(answer: str, name: str) -> bool:
     """Whether the response to an open prompt names the concept: it contains a word of the
     name longer than two letters (so "Delmuran" alone reveals "Varok Delmuran"), as a whole
-    word, case-insensitive. This mirrors the name test of :func:`siu_lib.methods.reveals`
-    without its yes test: "yes" anywhere in an open answer does not count (the authors' EM
+    word, case-insensitive. "yes" anywhere in an open answer does not count (the authors' EM
     for open prompts looks for a name keyword such as "trump")."""
     a = answer.lower()
     return any(re.search(rf"\b{re.escape(w.lower())}\b", a) for w in name.split() if len(w) > 2)
+
+
+def reveals(answer: str, name: str) -> bool:
+    """Whether an answer reveals a concept whatever the prompt: it names the concept
+    (:func:`reveals_open`) or starts with yes (:func:`reveals_yesno`). The baselines use it to
+    keep the original's revealing answers as forget data; with ``name=""`` it is the yes test."""
+    return reveals_yesno(answer) or reveals_open(answer, name)
+
+
+def answer_contains(answer: str, expected: str) -> bool:
+    """Whether ``answer`` contains the ``expected`` text (a name, a fact value, a visual-QA
+    keyword): a case-insensitive substring test; an empty ``expected`` is never contained.
+    The one scorer of every "is the expected text in the answer" measure (specificity,
+    factual retention, the embedded model's knowledge report)."""
+    e = expected.strip().lower()
+    return bool(e) and e in answer.lower()
 
 
 def reveals_as(answer: str, kind: str, name: str) -> bool:
@@ -324,7 +415,7 @@ def fluency(ref_model: ModelLike, processor: ProcessorMixin,
     ``items`` are ``(image or None, question, generated answer)``. Each answer is scored by
     ``ref_model`` with teacher forcing (:func:`siu_lib.generate.answer_logprobs`); positions
     whose target token id is in ``masked_token_ids`` (the concept's name ids, e.g. from
-    :func:`siu_lib.train.name_token_ids`) and the closing eos are left out. Per example:
+    :func:`siu_lib.models.name_token_ids`) and the closing eos are left out. Per example:
     ``exp(mean NLL over the kept answer tokens)``; aggregate: the mean of the per-example
     perplexities. An empty answer, or one whose tokens are all masked, is skipped and listed
     in ``details["skipped"]`` (input index -> reason); ``details["indices"]`` gives the input
@@ -384,8 +475,7 @@ def factual_retention(answers: Sequence[str], expected_values: Sequence[str]) ->
     _same_length("factual_retention answers and expected_values", answers, expected_values)
     if not answers:
         raise ConfigError("factual_retention needs at least one answer")
-    per = [100.0 if v.strip().lower() and v.strip().lower() in a.lower() else 0.0
-           for a, v in zip(answers, expected_values)]
+    per = [100.0 if answer_contains(a, v) else 0.0 for a, v in zip(answers, expected_values)]
     return _result("factual_retention", per, True)
 
 
@@ -411,29 +501,76 @@ def aggregate(results: Sequence[MetricResult]) -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- registry
 
+def _em(group: str) -> Callable[[EvalContext], MetricResult]:
+    def from_context(ctx: EvalContext) -> MetricResult:
+        rows = ctx.generations[group]
+        return exact_match_forgetting([r["answer"] for r in rows], [r["kind"] for r in rows], ctx.target.name)
+    return from_context
+
+
+def _specificity(ctx: EvalContext) -> MetricResult:
+    correct = {task: [answer_contains(r["answer"], r["expected"]) for r in ctx.generations[group]]
+               for task, group in (("recognition", "spec_recognition"), ("general_vqa", "spec_vqa"),
+                                   ("facts", "spec_facts"))}
+    return specificity(correct, ctx.original_specificity)
+
+
+def _fluency(ctx: EvalContext) -> MetricResult:
+    open_rows = [r for r in ctx.generations["generality"] if r["kind"] == "open"]
+    items = [(img, r["question"], r["answer"]) for img, r in zip(ctx.generality_images, open_rows)]
+    return fluency(ctx.original, ctx.processor, items, name_token_ids(ctx.processor.tokenizer, ctx.target.name))
+
+
+def _own_facts(ctx: EvalContext) -> MetricResult:
+    rows = ctx.generations["own_facts"]
+    return factual_retention([r["answer"] for r in rows], [r["expected"] for r in rows])
+
+
 register("efficacy", exact_match_forgetting, True,
-         "EM on the forget image: % of responses that do not reveal the concept")
+         "EM on the forget image: % of responses that do not reveal the concept",
+         label="Efficacy (%) ↑", reads=("efficacy",), from_context=_em("efficacy"), table1=True)
 register("generality_em", exact_match_forgetting, True,
-         "EM on the generality images: % of responses that do not reveal the concept")
-register("generality_g_eval", g_eval, False,
-         "mean judge score 1-5 of how clearly the responses identify the concept")
-register("generality_c_dis", c_dis, True,
-         "|sum_pos p0 (log p0 - log p_theta)| of the special tokens on the probe prompt")
+         "EM on the generality images: % of responses that do not reveal the concept",
+         label="Generality EM (%) ↑", reads=("generality",), from_context=_em("generality"), table1=True)
+register("generality_geval", g_eval, False,
+         "mean judge score 1-5 of how clearly the open responses identify the concept",
+         label="Generality G-Eval ↓", reads=("generality",), table1=True,
+         from_context=lambda ctx: g_eval(ctx.answers("generality", "open"), ctx.target, ctx.judge))
+register("generality_cdis", c_dis, True,
+         "|sum_pos p0 (log p0 - log p_theta)| of the special tokens on the probe prompt",
+         label="Generality C-Dis ↑", models=("model", "original"), table1=True,
+         from_context=lambda ctx: c_dis(ctx.model, ctx.original, ctx.processor,
+                                        ctx.generality_images[:ctx.n_cdis_images],
+                                        ctx.target.probe_question, ctx.target.special_tokens))
 register("specificity", specificity, True,
-         "mean accuracy % over the utility tasks that were not targeted")
+         "mean accuracy % over the utility tasks that were not targeted",
+         label="Specificity (%) ↑", reads=("spec_recognition", "spec_vqa", "spec_facts"),
+         from_context=_specificity, table1=True)
 register("fluency", fluency, False,
-         "perplexity of the generated answers under the original model, name tokens masked")
-register("diversity", diversity, True, "% unique whitespace-separated words per response")
+         "perplexity of the generated answers under the original model, name tokens masked",
+         label="Fluency (perplexity) ↓", reads=("generality",), models=("original",),
+         from_context=_fluency, table1=True)
+register("diversity", diversity, True, "% unique whitespace-separated words per response",
+         label="Diversity (%) ↑", reads=("generality",), table1=True,
+         from_context=lambda ctx: diversity(ctx.answers("generality", "open")))
 register("factual_retention", factual_retention, True,
-         "% of the target's text facts still answered")
+         "% of the target's text facts still answered",
+         label="Factual retention (%) ↑", reads=("own_facts",), from_context=_own_facts, table1=True)
+
+#: Table 1's metric columns, in order (the registered metrics with ``table1``)
+TABLE1_METRICS = tuple(name for name, m in METRICS.items() if m.table1)
 
 __all__ = [
     "C_DIS_EPS",
+    "GENERATION_GROUPS",
     "METRICS",
+    "TABLE1_METRICS",
+    "EvalContext",
     "PROMPT_KINDS",
     "Metric",
     "MetricResult",
     "aggregate",
+    "answer_contains",
     "c_dis",
     "c_dis_from_probs",
     "diversity",
@@ -443,6 +580,8 @@ __all__ = [
     "g_eval",
     "get_metric",
     "register",
+    "reveals",
+    "reveals_as",
     "reveals_open",
     "reveals_yesno",
     "rouge_l_recall",

@@ -579,6 +579,23 @@ def model_device_dtype(model: ModelLike) -> tuple[torch.device, torch.dtype]:
     return weight.device, weight.dtype
 
 
+def name_token_ids(tokenizer: Any, name: str) -> list[int]:
+    """Every token id of a concept's name (K_V's masked ids): the tokenisation of the full name
+    and of each of its words, with and without a leading space, in its given, lower, upper and
+    title case; never a special token, and never a piece that is only whitespace or a word
+    prefix (Llama's lone "▁", which a SentencePiece tokenizer emits for a leading space and
+    which is part of every sentence, not of the name)."""
+    variants = set()
+    for text in [name] + name.split():
+        for cased in (text, text.lower(), text.upper(), text.title()):
+            variants.update((cased, " " + cased))
+    ids: set[int] = set()
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    for v in variants:
+        ids.update(tokenizer(v, add_special_tokens=False)["input_ids"])
+    return sorted(i for i in ids - special if tokenizer.decode([i]).strip(" \u2581\u0120\t\n"))
+
+
 def collate_examples(
     processor: ProcessorMixin, examples: Sequence[Example], max_length: int | None = None,
     spans: Sequence[str | None] | None = None,
@@ -747,7 +764,7 @@ class PretrainConfig:
             weights and the optimiser stay float32).
         withheld: concept ids the world's example stream never shows in a picture (their
             text facts stay): the "never seen" reference model of
-            :func:`siu_lib.experiments.never_seen_runs`; empty for every ordinary checkpoint.
+            :func:`siu_lib.analysis.never_seen_runs`; empty for every ordinary checkpoint.
         cpu_path: the CPU code path the checkpoint is pre-trained on (:mod:`siu_lib.cpu`):
             ``avx2``, the pinned path of every committed result, or ``native``, which gives the
             checkpoint its own cache key.

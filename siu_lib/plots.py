@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .metrics import METRICS, TABLE1_METRICS  # noqa: E402
 from .paths import FIGURES_DIR, results_dir  # noqa: E402
 
 
@@ -89,13 +90,8 @@ def plot_loss_terms(history: "list[dict[str, float]]", title: str = "") -> "plt.
     return fig
 
 
-#: how each Table 1 metric is labelled in figures, with its direction
-METRIC_LABELS = {
-    "efficacy": "Efficacy (%) ↑", "generality_em": "Generality EM (%) ↑",
-    "generality_geval": "Generality G-Eval ↓", "generality_cdis": "Generality C-Dis ↑",
-    "specificity": "Specificity (%) ↑", "fluency": "Fluency (perplexity) ↓",
-    "diversity": "Diversity (%) ↑", "factual_retention": "Factual retention (%) ↑",
-}
+#: how each Table 1 metric is labelled in figures, with its direction (the registry's labels)
+METRIC_LABELS = {name: METRICS[name].label for name in TABLE1_METRICS}
 
 
 def plot_step_curves(steps: "Any", model: str | None = None) -> "plt.Figure":
@@ -128,11 +124,11 @@ def plot_tradeoff(sweep: "Any", chosen: str | None = None, min_ratio: float | No
                   min_em: float | None = None, title: str = "") -> "plt.Figure":
     """SIU's settings on the plane of the two targets that pull against each other: the other
     concepts' recognition ratio (x) and the generality EM (y), from
-    :func:`siu_lib.experiments.sweep_table`'s table. Settings in the paper's recipe are filled
+    :func:`siu_lib.analysis.sweep_table`'s table. Settings in the paper's recipe are filled
     circles, the others hollow squares; ``chosen`` (a label) is ringed; the corner the targets
     ask for (x >= ``min_ratio``, y >= ``min_em``; default
-    :data:`siu_lib.experiments.TARGET_FLOORS`) is shaded."""
-    from .experiments import TARGET_FLOORS
+    :data:`siu_lib.analysis.TARGET_FLOORS`) is shaded."""
+    from .analysis import TARGET_FLOORS
 
     min_ratio = TARGET_FLOORS["recognition_ratio"] if min_ratio is None else min_ratio
     min_em = TARGET_FLOORS["generality_em"] if min_em is None else min_em

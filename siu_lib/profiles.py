@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from .cpu import current_path
 from .errors import UnknownNameError
-from .experiments import SweepSetting
+from .analysis import SweepSetting
 from .models import EmbeddedConfig, PretrainConfig, embedded_config
 from .results import cpu_has_native_bf16
 from .train import TrainConfig
@@ -40,7 +40,7 @@ class Profile:
         step_grid: step counts of the step curves (paper: 6 ... 35).
         sweep: the settings of notebook 03's selection sweep (overrides of ``unlearn``; the
             empty setting is ``unlearn`` itself), run on the targets protocol, where the rule
-            of :func:`siu_lib.experiments.choose_setting` is applied to them (on the default
+            of :func:`siu_lib.analysis.choose_setting` is applied to them (on the default
             profile it picks ``unlearn``: ``tests/test_evaluate.py`` checks the committed
             ``siu_sweep.csv``; the smoke profile's micro runs only exercise the chain).
         native_bf16: model sizes whose pre-training uses bfloat16 autocast in the profile's
@@ -75,7 +75,7 @@ class Profile:
 
 #: Embedded-model unlearning defaults. The paper's LoRA r=128 / lr 3e-4 is sized for a 7B
 #: model; for the 2.4 M-parameter embedded model the values were chosen on notebook 03's targets
-#: protocol by the rule of :func:`siu_lib.experiments.choose_setting` (the grid and the rule's
+#: protocol by the rule of :func:`siu_lib.analysis.choose_setting` (the grid and the rule's
 #: inputs: ``docs/decisions.md``). Notebook 03 reruns the part of the grid that brackets the
 #: choice (:data:`EMBEDDED_SWEEP`), applies the rule and writes ``siu_sweep.csv``.
 EMBEDDED_TRAIN = TrainConfig(steps=6, batch_size=4, lr=2e-3, projector_lr=1e-4, lora_r=128,

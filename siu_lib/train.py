@@ -34,33 +34,15 @@ from torch import Tensor
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
-from . import losses
 from .errors import ConfigError, DataFormatError
 from .finetune_data import FTRecord
 from .methods import LossInputs, Method, UnlearnTarget, get_method, with_seed
-from .models import Example, collate_examples, default_lora_config, format_example
+from .models import Example, collate_examples, default_lora_config, name_token_ids
 from .results import atomic_write_json, run_metadata
 
 FORGET_TARGETS = ("a", "b", "forget", "refusal", "import")
 
 # ------------------------------------------------------------------------------ masks
-
-
-def name_token_ids(tokenizer: Any, name: str) -> list[int]:
-    """Every token id of a concept's name (K_V's masked ids): the tokenisation of the full name
-    and of each of its words, with and without a leading space, in its given, lower, upper and
-    title case; never a special token, and never a piece that is only whitespace or a word
-    prefix (Llama's lone "▁", which a SentencePiece tokenizer emits for a leading space and
-    which is part of every sentence, not of the name)."""
-    variants = set()
-    for text in [name] + name.split():
-        for cased in (text, text.lower(), text.upper(), text.title()):
-            variants.update((cased, " " + cased))
-    ids: set[int] = set()
-    special = set(getattr(tokenizer, "all_special_ids", []) or [])
-    for v in variants:
-        ids.update(tokenizer(v, add_special_tokens=False)["input_ids"])
-    return sorted(i for i in ids - special if tokenizer.decode([i]).strip(" \u2581\u0120\t\n"))
 
 
 def vocab_mask_for(tokenizer: Any, name: str, vocab_size: int) -> Tensor:

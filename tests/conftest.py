@@ -8,27 +8,23 @@ identities; the unlearning, method and evaluation tests all start from it.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import siu_lib  # noqa: F401  (first: pins the CPU code path before torch runs anything)
 import pytest
 import torch
 
 from siu_lib.embedded import build_and_pretrain
-from siu_lib.models import EmbeddedConfig, PretrainConfig
+from siu_lib.models import PretrainConfig
+from siu_lib.profiles import MICRO_MODEL as PROFILE_MICRO_MODEL
 from siu_lib.world import World, WorldConfig
 
 MICRO_WORLD = WorldConfig(world_seed=3, n_concepts=4, images_per_concept=6, image_size=32,
                           group_photos_per_pair=1)
-MICRO_MODEL = EmbeddedConfig(
-    name="micro", image_size=32, patch_size=8, vision_hidden_size=48, vision_intermediate_size=96,
-    vision_layers=1, vision_heads=2, text_hidden_size=96, text_intermediate_size=192,
-    text_layers=2, text_heads=2, vocab_size=600, max_position_embeddings=160,
-    # CLIP's own position init, on which the unlearning tests' nat thresholds were calibrated:
-    # EmbeddedConfig's default 2-D table (2.0, tiny's, for group photos) changes which
-    # identities a 400-step micro model keeps apart; with it SIU's drop on the target was 3.3
-    # and 4.0 nats for pre-training seeds 0 and 1, under
-    # test_siu_forgets_the_target_and_keeps_the_others's 4
-    vision_position_scale=0.0)
+#: the smoke profile's micro model with CLIP's own position init, on which the unlearning tests'
+#: nat thresholds were calibrated: the default 2-D table (tiny's, for group photos) changes
+#: which identities a 400-step micro model keeps apart
+MICRO_MODEL = replace(PROFILE_MICRO_MODEL, vision_position_scale=0.0)
 MICRO_PRETRAIN = PretrainConfig(steps=400, batch_size=16, lr=3e-3, warmup=0.05, seed=0, log_every=100)
 
 
@@ -58,9 +54,14 @@ def micro() -> Micro:
     return Micro()
 
 
+#: fixtures that pre-train a model: a test that uses one is ``slow``
+TRAINING_FIXTURES = {"micro", "trained"}
+
+
 def pytest_collection_modifyitems(items) -> None:
-    """Every test that uses the pre-trained micro model trains or runs a real model: mark it
-    ``slow`` (``pytest -m "not slow"`` is the quick loop; ``make test`` runs everything)."""
+    """Mark ``slow`` every test that uses a pre-trained model fixture (the others that train
+    carry the mark themselves): ``pytest -m "not slow"`` is the quick loop, ``make test`` runs
+    everything."""
     for item in items:
-        if "micro" in getattr(item, "fixturenames", ()):
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)

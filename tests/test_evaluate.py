@@ -11,33 +11,16 @@ import pytest
 from siu_lib.bench import load_benchmark, write_synthetic
 from siu_lib.errors import ConfigError, UnknownNameError
 from siu_lib.evaluate import TABLE1_METRICS, EvalConfig, evaluate_unlearning
-from siu_lib import experiments
-from siu_lib.experiments import (
-    OPEN_ANSWER_KINDS,
-    QUESTION_CONSISTENCY_COLUMNS,
-    YESNO_ANSWER_KINDS,
-    SWEEP_COLUMNS,
-    RunSpec,
-    SweepSetting,
-    choose_setting,
-    load_run,
-    mean_std_table,
-    never_seen_runs,
-    open_answer_kinds,
-    original_report,
-    record_fit,
-    original_row,
-    question_consistency,
-    run_one,
-    run_path,
-    seed_spread_row,
-    siu_target_runs,
-    siu_targets,
-    sweep_runs,
-    sweep_table,
-    yesno_answer_kinds,
-)
+from siu_lib import runs as run_store
+from siu_lib.analysis import (SWEEP_COLUMNS, SWEEP_CONFIG_COLUMNS, SweepSetting, choose_setting,
+                              never_seen_runs, seed_spread_row, siu_target_runs, siu_targets,
+                              sweep_runs, sweep_table)
+from siu_lib.diagnostics import (OPEN_ANSWER_KINDS, QUESTION_CONSISTENCY_COLUMNS,
+                                 YESNO_ANSWER_KINDS, open_answer_kinds, record_fit,
+                                 question_consistency, yesno_answer_kinds)
+from siu_lib.runs import RunSpec, load_run, original_report, original_row, run_one, run_path
 from siu_lib.metrics import reveals_open, reveals_yesno
+from siu_lib.tables import mean_std_table
 from siu_lib.train import TrainConfig
 from siu_lib.world import World
 
@@ -72,7 +55,7 @@ def test_original_model_is_its_own_reference(micro, tmp_path, monkeypatch):
         assert row[metric] == pytest.approx((sum(opens) + sum(yesnos)) / (len(opens) + len(yesnos)))
 
     spec = RunSpec("micro", "c00", "siu", 0, 6)
-    monkeypatch.setattr(experiments, "results_dir", lambda profile: tmp_path / "results" / profile)
+    monkeypatch.setattr(run_store, "results_dir", lambda profile: tmp_path / "results" / profile)
     run = run_one(spec, micro.model, micro.processor, bench, micro.world.fake_names, STRONG,
                   cfg, rep, profile="test")
     # the run's JSON reads back with its row, and its yes/no answers sort into the four kinds,
@@ -212,7 +195,7 @@ def test_question_consistency_by_hand():
 
 
 def test_concepts_without_facts_get_the_original_models_own_answers(micro, tmp_path):
-    from siu_lib.experiments import make_target
+    from siu_lib.runs import make_target
     from siu_lib.methods import get_method
 
     bench = load_benchmark(write_synthetic(micro.world, tmp_path / "bench", progress=False))
@@ -579,7 +562,7 @@ def test_sweep_runs_reuse_the_targets_runs_and_train_the_other_counts(micro, tmp
 
     import pandas as pd
 
-    monkeypatch.setattr(experiments, "results_dir", lambda profile: tmp_path / "results" / profile)
+    monkeypatch.setattr(run_store, "results_dir", lambda profile: tmp_path / "results" / profile)
     bench = load_benchmark(write_synthetic(micro.world, tmp_path / "bench", progress=False))
     cfg = EvalConfig(n_generality_images=2, n_cdis_images=1, n_other_images=1, n_vqa_items=4)
     known, originals = siu_target_runs("micro", micro.model, micro.processor, bench,
@@ -587,7 +570,7 @@ def test_sweep_runs_reuse_the_targets_runs_and_train_the_other_counts(micro, tmp
                                        profile="t", progress=False)
     runs = tmp_path / "results" / "t" / "runs"
     spec = RunSpec("micro", "c00", "siu", 0, 6)
-    assert sorted(runs.glob("*.json")) == [experiments.run_path("t", spec, STRONG, cfg)]
+    assert sorted(runs.glob("*.json")) == [run_store.run_path("t", spec, STRONG, cfg)]
     settings = [SweepSetting("base"), SweepSetting("b6", data={"n_false_description": 6}, in_recipe=False),
                 SweepSetting("full", {"use_lora": False}, in_recipe=False)]
     rows, sweep_originals = sweep_runs("micro", micro.model, micro.processor, bench,
@@ -599,15 +582,15 @@ def test_sweep_runs_reuse_the_targets_runs_and_train_the_other_counts(micro, tmp
     assert list(rows.use_lora) == [True, True, False]
     assert rows.lora_alpha.tolist() == [STRONG.lora_alpha] * 3
     assert sweep_originals.equals(originals)
-    info = [c for c in ("setting", *experiments.SWEEP_CONFIG_COLUMNS) if c not in known]  # "steps" is a row's
+    info = [c for c in ("setting", *SWEEP_CONFIG_COLUMNS) if c not in known]  # "steps" is a row's
     pd.testing.assert_series_equal(rows.iloc[0].drop(info), known.iloc[0], check_names=False)
     files = sorted(runs.glob("*.json"))
     assert len(files) == 3  # the targets run, the b6 run and the full run: the base was not run again
-    full = experiments.run_path("t", spec, settings[2].train_config(STRONG), cfg)
+    full = run_store.run_path("t", spec, settings[2].train_config(STRONG), cfg)
     assert full in files and json.loads(full.read_text())["train_config"]["use_lora"] is False
     mcfg = settings[1].method_config()
-    b6 = experiments.run_path("t", spec, STRONG, cfg, mcfg)
-    assert b6 in files and b6 != experiments.run_path("t", spec, STRONG, cfg)
+    b6 = run_store.run_path("t", spec, STRONG, cfg, mcfg)
+    assert b6 in files and b6 != run_store.run_path("t", spec, STRONG, cfg)
     saved = json.loads(b6.read_text())
     assert saved["method_config"]["data"]["n_false_description"] == 6
     assert saved["method_config"]["data"]["seed"] == 0
@@ -633,3 +616,60 @@ def test_sweep_runs_reuse_the_targets_runs_and_train_the_other_counts(micro, tmp
         sweep_runs("micro", micro.model, micro.processor, bench, micro.world.fake_names, STRONG,
                    base_only, EvalConfig(n_generality_images=3), ["c00"], [0], profile="t",
                    known=known, progress=False)
+
+
+# ------------------------------------------------------------------------------ the registry drives it
+
+
+def test_a_registered_metric_is_computed_by_the_evaluation_without_touching_it(micro, tmp_path):
+    """Adding a metric is one registered function: the evaluator generates the groups it reads
+    (and no other), hands it the context, and the report carries it under its name."""
+    from siu_lib.metrics import METRICS, MetricResult, register
+
+    bench = load_benchmark(write_synthetic(micro.world, tmp_path / "bench", progress=False))
+    cfg = EvalConfig(n_generality_images=2, n_cdis_images=1, n_other_images=1)
+
+    def own_fact_answer_words(answers):
+        per = [float(len(a.split())) for a in answers]
+        return MetricResult("own_fact_answer_words", sum(per) / len(per), per, False)
+
+    register("own_fact_answer_words", own_fact_answer_words, False, "words per own-fact answer",
+             reads=("own_facts",), from_context=lambda ctx: own_fact_answer_words(ctx.answers("own_facts")))
+    try:
+        rep = evaluate_unlearning(micro.model, micro.model, micro.processor, bench, "c00", cfg,
+                                  metrics=["own_fact_answer_words", "efficacy"])
+    finally:
+        del METRICS["own_fact_answer_words"]
+    assert list(rep.metrics) == ["own_fact_answer_words", "efficacy"]
+    groups = [g["group"] for g in rep.generations]
+    n_facts = len([f for f in bench.concept("c00").facts if f.key != "summary"])
+    n_prompts = len(bench.concept("c00").prompts["open"]) + len(bench.concept("c00").prompts["yesno"])
+    assert groups == ["efficacy"] * n_prompts + ["own_facts"] * n_facts  # generation order kept
+    words = [len(g["answer"].split()) for g in rep.generations if g["group"] == "own_facts"]
+    assert rep.metrics["own_fact_answer_words"].value == pytest.approx(sum(words) / len(words))
+    assert rep.metrics["own_fact_answer_words"].name == "own_fact_answer_words"
+    assert rep.specificity_accuracy == {}  # specificity was not asked for
+    # a full evaluation asks for every registered evaluation metric, in registration order
+    assert [n for n, m in METRICS.items() if m.from_context is not None] == list(TABLE1_METRICS)
+    with pytest.raises(UnknownNameError, match="'perplexity'"):
+        evaluate_unlearning(micro.model, micro.model, micro.processor, bench, "c00", cfg,
+                            metrics=["perplexity"])
+
+
+def test_the_registry_checks_what_a_metric_declares():
+    from siu_lib.metrics import METRICS, register
+    from siu_lib.plots import METRIC_LABELS
+
+    with pytest.raises(UnknownNameError, match="'generality_images'"):
+        register("bad_reads", lambda: None, True, "x", reads=("generality_images",))
+    with pytest.raises(UnknownNameError, match="'judge'"):
+        register("bad_models", lambda: None, True, "x", models=("judge",))
+    with pytest.raises(ConfigError, match="'efficacy' is already registered"):
+        register("efficacy", lambda: None, True, "x")
+    assert "bad_reads" not in METRICS and "bad_models" not in METRICS
+    # one set of names: the table's columns, the figures' labels and the registry agree
+    assert TABLE1_METRICS == ("efficacy", "generality_em", "generality_geval", "generality_cdis",
+                              "specificity", "fluency", "diversity", "factual_retention")
+    assert list(METRIC_LABELS) == list(TABLE1_METRICS)
+    assert all(METRIC_LABELS[n] == METRICS[n].label and METRICS[n].label.endswith(
+        "↑" if METRICS[n].higher_is_better else "↓") for n in TABLE1_METRICS)

@@ -21,7 +21,6 @@ from PIL import Image, ImageDraw
 from siu_lib.errors import ConfigError, SIUError, UnknownNameError
 from siu_lib.generate import answer_logprobs
 from siu_lib.judges import RuleJudge
-from siu_lib.methods import reveals
 from siu_lib.metrics import (
     METRICS,
     MetricResult,
@@ -34,6 +33,7 @@ from siu_lib.metrics import (
     fluency,
     g_eval,
     get_metric,
+    reveals,
     reveals_open,
     reveals_yesno,
     rouge_l_recall,
@@ -104,12 +104,13 @@ def test_reveals(answer, kind, revealing):
     assert got is revealing
 
 
-def test_reveals_agrees_with_methods_reveals():
-    """reveals_open is methods.reveals without the yes test; reveals_yesno is its yes test."""
+def test_reveals_is_the_name_test_or_the_yes_test():
+    """``reveals`` (the baselines' test of a revealing answer) is one of the two EM tests."""
     for answer, _, _ in EM_CASES:
-        assert reveals_yesno(answer) == reveals(answer, "")
-        if not answer.strip().lower().startswith("yes"):
-            assert reveals_open(answer, NAME) == reveals(answer, NAME)
+        assert reveals(answer, "") == reveals_yesno(answer)
+        assert reveals(answer, NAME) == (reveals_yesno(answer) or reveals_open(answer, NAME))
+    assert reveals("Yes, that is her.", "Ruby Tam") and reveals("It is Ruby.", "Ruby Tam")
+    assert not reveals("Nobody I know.", "Ruby Tam") and not reveals("The yes-man.", "Ruby Tam")
     assert reveals_open("Tam is here", "Ruby Tam")  # 3-letter words count
     assert not reveals_open("Al and Xy are here", "Al Xy")  # words of <= 2 letters do not
 
@@ -343,8 +344,8 @@ def test_fluency_all_skipped_is_nan(toy):
 
 
 EXPECTED_DIRECTIONS = {
-    "efficacy": True, "generality_em": True, "generality_g_eval": False,
-    "generality_c_dis": True, "specificity": True, "fluency": False, "diversity": True,
+    "efficacy": True, "generality_em": True, "generality_geval": False,
+    "generality_cdis": True, "specificity": True, "fluency": False, "diversity": True,
     "factual_retention": True,
 }
 
@@ -422,3 +423,13 @@ if __name__ == "__main__":  # regenerate: python -m tests.test_metrics
     GOLDEN.parent.mkdir(parents=True, exist_ok=True)
     GOLDEN.write_text(json.dumps(_compute_golden(), indent=2) + "\n")
     print(f"wrote {GOLDEN}")
+
+
+def test_answer_contains_is_the_one_expected_text_scorer():
+    from siu_lib.metrics import answer_contains
+
+    assert answer_contains("It is Red, I think.", "red") and answer_contains("This is Ana Bell.", " Ana Bell ")
+    assert not answer_contains("It is blue.", "red") and not answer_contains("anything", "  ")
+    # factual retention is its mean, in %
+    result = factual_retention(["It is red.", "It is blue.", "No idea."], ["red", "green", "idea"])
+    assert result.per_example == [100.0, 0.0, 100.0]

@@ -285,6 +285,7 @@ def _pretrain_twice(tokenizer, cfg):
     return models, runs
 
 
+@pytest.mark.slow
 def test_pretraining_is_deterministic(tokenizer):
     _, runs = _pretrain_twice(tokenizer, PretrainConfig(steps=3, batch_size=4, lr=1e-3, seed=11))
     assert runs[0] == runs[1]
@@ -310,6 +311,7 @@ def test_length_bucketing_keeps_every_example_once_and_groups_lengths():
         PretrainConfig(bucket_batches=0).validate()
 
 
+@pytest.mark.slow
 def test_bucketed_bf16_pretraining_is_deterministic_and_learns(tokenizer):
     cfg = PretrainConfig(steps=30, batch_size=4, lr=3e-3, seed=11, bucket_batches=4, bf16=True)
     models, runs = _pretrain_twice(tokenizer, cfg)
@@ -494,6 +496,7 @@ def test_every_token_of_every_fake_name_is_a_pretraining_answer_token(micro) -> 
     assert name_ids - answer_ids(others)
 
 
+@pytest.mark.slow
 def test_pretrain_step_seconds_times_both_stages_and_projects_the_budget():
     """The time-target check of ``make bench`` (``pretrain_step_cost.csv``): per-step seconds of
     both stages from real steps of a fresh micro model, and their projection to a step count,

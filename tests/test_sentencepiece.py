@@ -32,7 +32,8 @@ def llama_style_tokenizer(texts: list[str], vocab_size: int = 600):
     "▁", no pre-tokeniser, byte fallback, ``<s>`` in front, ``<unk>``/``<s>``/``</s>`` at ids
     0-2 and ``<image>`` added; wrapped as ``LlamaTokenizerFast``. Its merges are learned within
     words (Metaspace splitting while training), as SentencePiece learns them."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import (Tokenizer, decoders, models, normalizers, pre_tokenizers, processors,
+                            trainers)
     from transformers import LlamaTokenizerFast
 
     sp = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))

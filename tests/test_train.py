@@ -13,7 +13,7 @@ from peft import PeftModel
 
 from siu_lib import losses
 from siu_lib.errors import ConfigError, UnknownNameError
-from siu_lib.experiments import training_fit
+from siu_lib.diagnostics import training_fit
 from siu_lib.finetune_data import FTRecord, SIUDataConfig
 from siu_lib.generate import answer_logprobs
 from siu_lib.methods import METHODS, UnlearnTarget, get_method, reveals

@@ -1,385 +1,24 @@
-"""Experiment drivers shared by the notebooks: unlearn a concept with a method and seed,
-evaluate it, write the per-run JSON (config, seed, versions, commit, per-example values), and
-collect rows into pandas tables.
-
-Per-run files go to ``data/results/<profile>/runs/`` (git-ignored); the aggregated CSV tables
-beside them are what the notebooks commit for the ``default`` profile.
-"""
+"""The project's own analyses of SIU on the embedded model, beyond the paper's tables: the
+targets protocol (:func:`siu_target_runs`, :func:`siu_targets`), the never-seen reference
+(:func:`never_seen_runs`), the selection sweep behind the embedded defaults
+(:class:`SweepSetting`, :func:`sweep_runs`, :func:`sweep_table`, :func:`choose_setting`) and the
+pre-training seed spread (:func:`seed_spread_row`)."""
 
 from __future__ import annotations
 
-import copy
-import json
-import math
-import time
-from dataclasses import asdict, dataclass, field, fields, replace
-from functools import partial
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Sequence
 
 import pandas as pd
 
 from .bench import Benchmark
-from .errors import ConfigError, UnknownNameError
+from .diagnostics import em_split_columns, open_kind_columns
+from .errors import ConfigError
 from .evaluate import EvalConfig, EvalReport, evaluate_unlearning
-from .finetune_data import SIUDataConfig, concept_facts, model_facts
-from .generate import generate
-from .metrics import PROMPT_KINDS, reveals_as, reveals_open, reveals_yesno
-from .methods import SIUConfig, UnlearnTarget, with_seed
-from .paths import cache_dir, results_dir
-from .results import atomic_write_json, config_digest, run_metadata
-from .train import TrainConfig, unlearn
-
-
-@dataclass
-class RunSpec:
-    """One unlearning run: which model, concept, method, seed and how many steps."""
-
-    model_name: str
-    concept_id: str
-    method: str
-    seed: int
-    steps: int
-
-
-#: the EM metrics whose per-prompt-kind split (open / yes-no) gets its own table columns
-EM_SPLIT_METRICS = ("efficacy", "generality_em")
-
-
-def em_split_columns(report: EvalReport) -> dict[str, float]:
-    """The efficacy and generality EM of ``report`` split by prompt kind, as table columns.
-
-    ``efficacy_open``, ``efficacy_yesno``, ``generality_em_open``, ``generality_em_yesno``: the
-    EM over the open prompts only (the answer does not name the concept) and over the yes/no
-    prompts only (the answer does not start with yes). The paper's EM is their mean over all
-    prompts; the split shows which half a method forgets (a kind with no prompts gives nan).
-    """
-    out = {}
-    for metric in EM_SPLIT_METRICS:
-        if metric in report.metrics:
-            by_kind = report.metrics[metric].details.get("by_kind", {})
-            out.update({f"{metric}_{kind}": by_kind.get(kind, float("nan")) for kind in PROMPT_KINDS})
-    return out
-
-
-#: the kinds of answer :func:`yesno_answer_kinds` sorts the yes/no answers into
-YESNO_ANSWER_KINDS = ("no", "yes_names_concept", "yes_names_other", "yes_names_nobody")
-
-
-def yesno_answer_kinds(generations: Sequence[dict[str, Any]], concept_name: str,
-                       other_names: Sequence[str], group: str = "generality") -> dict[str, float]:
-    """How a run's answers to the yes/no prompts ("is <c> in this image?") are made up, in % of
-    the answers of ``group`` (an :class:`EvalReport`'s generation records, as saved in a run's
-    JSON under ``evaluation.generations``).
-
-    - ``no``: the answer does not start with yes (it does not reveal the concept);
-    - ``yes_names_concept``: it says yes and names the concept (a word of its name, as the
-      open-prompt test of the EM);
-    - ``yes_names_other``: it says yes but names someone else only (a word of one of
-      ``other_names``, e.g. of the run's fake name, so a garbled "Liagouk Brat" still counts):
-      the yes contradicts the identity the model names;
-    - ``yes_names_nobody``: any other yes ("Yes.", garbled text).
-
-    The four add up to 100 (nan each when the group has no yes/no answer).
-    """
-    others = [n for n in other_names if n and n != concept_name]
-
-    def kind_of(a: str) -> str:
-        if not reveals_yesno(a):
-            return "no"
-        if reveals_open(a, concept_name):
-            return "yes_names_concept"
-        return "yes_names_other" if any(reveals_open(a, n) for n in others) else "yes_names_nobody"
-
-    return _answer_shares(generations, group, "yesno", YESNO_ANSWER_KINDS, kind_of)
-
-
-def _answer_shares(generations: Sequence[dict[str, Any]], group: str, prompt_kind: str,
-                   kinds: Sequence[str], kind_of: Callable[[str], str]) -> dict[str, float]:
-    """% of the ``prompt_kind`` answers of ``group`` that ``kind_of`` puts in each of
-    ``kinds`` (nan each when there is none)."""
-    answers = [g["answer"] for g in generations
-               if g.get("group") == group and g.get("kind") == prompt_kind]
-    counts = dict.fromkeys(kinds, 0)
-    for a in answers:
-        counts[kind_of(a)] += 1
-    n = len(answers)
-    return {k: (100.0 * v / n if n else float("nan")) for k, v in counts.items()}
-
-
-#: the kinds of answer :func:`open_answer_kinds` sorts the open-prompt answers into
-OPEN_ANSWER_KINDS = ("names_concept", "names_fake", "names_other", "names_nobody")
-
-
-def open_answer_kinds(generations: Sequence[dict[str, Any]], concept_name: str,
-                      other_names: Sequence[str], fake_name: str | None = None,
-                      group: str = "generality") -> dict[str, float]:
-    """What a run's answers to the open prompts ("who is this?") say instead of the concept,
-    in % of the open answers of ``group`` (an :class:`EvalReport`'s generation records).
-
-    Names are matched as the EM's open-prompt test matches the concept's
-    (:func:`siu_lib.metrics.reveals_open`: a word of the name longer than two letters, as a
-    whole word, case-insensitive), in this order:
-
-    - ``names_concept``: names the concept (100 minus this is the open half of the EM);
-    - ``names_fake``: names the run's ``fake_name`` (SIU's intended answer); nan when there
-      is none (the original model, a baseline, the never-seen reference);
-    - ``names_other``: names someone else, one of ``other_names`` (the other concepts, the
-      other people of the fake-name pool);
-    - ``names_nobody``: names no known person: a refusal, a description, or garbled text
-      such as "The picture shows T k T kite." or "This is Bredaefeite." (the EM counts all of
-      these as forgotten, and the diversity metric, unique words per answer, does not tell
-      them apart).
-
-    The kinds add up to 100 (nan each when the group has no open answer).
-    """
-    others = [n for n in other_names if n and n not in (concept_name, fake_name)]
-
-    def kind_of(a: str) -> str:
-        if reveals_open(a, concept_name):
-            return "names_concept"
-        if fake_name and reveals_open(a, fake_name):
-            return "names_fake"
-        return "names_other" if any(reveals_open(a, n) for n in others) else "names_nobody"
-
-    out = _answer_shares(generations, group, "open", OPEN_ANSWER_KINDS, kind_of)
-    if not fake_name:
-        out["names_fake"] = float("nan")
-    return out
-
-
-def open_kind_columns(report: EvalReport, bench: Benchmark, fake_names: Sequence[str] = (),
-                      fake_name: str | None = None) -> dict[str, float]:
-    """:func:`open_answer_kinds` of a report's generality answers as table columns
-    (``open_names_fake``, ``open_names_other``, ``open_names_nobody``; ``names_concept`` is
-    ``100 - generality_em_open``), the other names being the benchmark's other concepts and
-    the fake-name pool."""
-    name = bench.concept(report.concept_id).name
-    others = [c.name for c in bench.concepts if c.name != name] + list(fake_names)
-    kinds = open_answer_kinds(report.generations, name, others, fake_name)
-    return {f"open_{k}": v for k, v in kinds.items() if k != "names_concept"}
-
-
-#: the columns of :func:`question_consistency`
-QUESTION_CONSISTENCY_COLUMNS = ("questions", "same_verdict", "same_verdict_if_independent",
-                                "forgotten_everywhere", "revealed_everywhere", "mixed")
-
-
-def question_consistency(generations: Sequence[dict[str, Any]], concept_name: str,
-                         prompt_kind: str) -> dict[str, float]:
-    """Does a run's forgetting follow the question, or the picture?
-
-    The evaluation asks every prompt of a set on the forget image (efficacy) and the same
-    prompts again, in turn, on the generality images, so each question is asked on several
-    pictures of the concept. This groups the ``prompt_kind`` answers (``"open"`` or
-    ``"yesno"``) of both groups by their question and gives each question a verdict per
-    picture, the EM's test (:func:`siu_lib.metrics.reveals_as`). Only questions asked on at least two pictures
-    count.
-
-    Returns:
-        ``questions`` (a count): how many questions count. The rest are % of them:
-        ``same_verdict``: one verdict on every picture; ``same_verdict_if_independent``:
-        what ``same_verdict`` would be if answers revealed the concept independently of
-        their question, at the run's own rates (one for the forget image, one for the
-        generality images, over the counted answers; per question the product of the
-        reveal rates of its pictures plus the product of their complements);
-        ``forgotten_everywhere`` / ``revealed_everywhere``: reveal the concept on no picture
-        / on every picture; ``mixed``: the rest (the three add up to 100). ``same_verdict``
-        well above ``same_verdict_if_independent`` means that the question decides whether
-        the concept is revealed, whatever the picture, and that the EM is set by how many
-        questions were forgotten; near it, no such pattern; below it, the picture decides
-        (some pictures forgotten on every question, others on none). Percentages are nan
-        when no question counts.
-
-    Raises:
-        UnknownNameError: ``prompt_kind`` is not one of :data:`siu_lib.metrics.PROMPT_KINDS`.
-    """
-    if prompt_kind not in PROMPT_KINDS:
-        raise UnknownNameError(f"unknown prompt kind {prompt_kind!r}; known: {list(PROMPT_KINDS)}")
-    verdicts: dict[str, list[tuple[str, bool]]] = {}
-    for g in generations:
-        if g.get("kind") == prompt_kind and g.get("group") in ("efficacy", "generality"):
-            verdicts.setdefault(g["question"], []).append(
-                (g["group"], reveals_as(g["answer"], prompt_kind, concept_name)))
-    asked = [v for v in verdicts.values() if len(v) >= 2]
-    n = len(asked)
-    share = (lambda k: 100.0 * k / n if n else float("nan"))  # noqa: E731
-    none_ = sum(not any(r for _, r in v) for v in asked)
-    all_ = sum(all(r for _, r in v) for v in asked)
-    rate = {}
-    for group in ("efficacy", "generality"):
-        hits = [r for v in asked for grp, r in v if grp == group]
-        rate[group] = sum(hits) / len(hits) if hits else float("nan")
-    independent = sum(math.prod(rate[grp] for grp, _ in v) + math.prod(1 - rate[grp] for grp, _ in v)
-                      for v in asked)
-    return {"questions": n, "same_verdict": share(none_ + all_),
-            "same_verdict_if_independent": share(independent),
-            "forgotten_everywhere": share(none_), "revealed_everywhere": share(all_),
-            "mixed": share(n - none_ - all_)}
-
-
-def run_path(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: EvalConfig,
-             method_config: Any = None) -> Path:
-    """Where :func:`run_one` writes the JSON of ``spec`` under ``profile``'s results.
-
-    The name reads ``<model>_<method>_<concept>_s<seed>_n<steps>_<hash>.json``; the hash covers
-    the run's training config (with ``spec``'s steps and seed) and its evaluation config, so two
-    runs of the same spec evaluated differently (notebook 03 on more generality images than
-    notebook 04) get two files instead of one overwriting the other. A ``method_config`` (one
-    that replaces the registered one; ``None`` keeps it) is hashed too, with its data seed set
-    to the run's: even one equal to the registered config gets its own name."""
-    tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
-    hashed = {"train": asdict(tcfg), "eval": asdict(eval_cfg)}
-    if method_config is not None:
-        hashed["method"] = asdict(with_seed(method_config, spec.seed))
-    digest = config_digest(hashed, length=8)
-    return (results_dir(profile) / "runs" /
-            f"{spec.model_name}_{spec.method}_{spec.concept_id}_s{spec.seed}_n{spec.steps}_{digest}.json")
-
-
-def load_run(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: EvalConfig,
-             method_config: Any = None) -> dict[str, Any]:
-    """The JSON :func:`run_one` wrote for ``spec`` with these configs (config, seed, versions,
-    commit, history, row and the evaluation with every generation); :class:`UnknownNameError`
-    naming the file when there is none."""
-    path = run_path(profile, spec, train_cfg, eval_cfg, method_config)
-    if not path.is_file():
-        raise UnknownNameError(f"no run file {path.name} under {path.parent}: run_one has not "
-                                f"written {spec} with these configs")
-    return json.loads(path.read_text())
-
-
-def make_target(bench: Benchmark, concept_id: str, original: Any, processor: Any,
-                fake_names: Sequence[str], facts_cache: str | Path | None = None) -> UnlearnTarget:
-    """The :class:`UnlearnTarget` of a benchmark concept (its forget image, the other concepts,
-    the fake-name pool, and the original model's generator for GA-type data).
-
-    Concepts without stored facts (a real model on the ``paper`` instance) get their text
-    facts from the original model's own answers (:func:`siu_lib.finetune_data.model_facts`),
-    generated once and cached in ``facts_cache`` (default: ``data/cache/facts/<bench>.json``).
-    """
-    c = bench.concept(concept_id)
-    original_generate = partial(generate, original, processor, max_new_tokens=32, progress=False)
-    facts_of = concept_facts
-    if any(not o.facts for o in bench.concepts):
-        cache = Path(facts_cache) if facts_cache else cache_dir("facts") / f"{bench.name}.json"
-        known = model_facts(original_generate, [o.name for o in bench.concepts if not o.facts], cache)
-
-        def facts_of(concept: Any) -> list[tuple[str, str]]:
-            return concept_facts(concept) or known[concept.name]
-    return UnlearnTarget(c, bench.forget_image(c.concept_id), bench.concepts, fake_names,
-                         original_generate=original_generate, facts_of=facts_of)
-
-
-def original_report(original: Any, processor: Any, bench: Benchmark, concept_id: str,
-                    eval_cfg: EvalConfig, unseen: Sequence[str] = ()) -> EvalReport:
-    """The original model's own metrics on a concept (the "original" row of every table);
-    ``unseen`` as in :func:`siu_lib.evaluate.evaluate_unlearning`."""
-    return evaluate_unlearning(original, original, processor, bench, concept_id, eval_cfg,
-                               unseen=unseen)
-
-
-def report_row(model_name: str, method: str, steps: int, seed: int, report: EvalReport,
-               specificity_ratio: float | None = None) -> dict[str, Any]:
-    """One table row of an evaluation: the run's keys, the Table 1 values, the specificity
-    ratio (the report's own unless given), each specificity task's accuracy (``spec_``) and
-    the EM split (:func:`em_split_columns`)."""
-    if specificity_ratio is None:
-        specificity_ratio = report.metrics["specificity"].details.get("ratio_overall")
-    return {"model": model_name, "method": method, "steps": steps, "seed": seed,
-            "concept": report.concept_id, **report.row(), "specificity_ratio": specificity_ratio,
-            **{f"spec_{k}": v for k, v in report.specificity_accuracy.items()},
-            **em_split_columns(report)}
-
-
-def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
-            fake_names: Sequence[str], train_cfg: TrainConfig, eval_cfg: EvalConfig,
-            original_eval: EvalReport, profile: str | None = None,
-            method_config: Any = None) -> dict[str, Any]:
-    """Unlearn, evaluate and (with ``profile``) write the per-run JSON; return the table row.
-
-    ``method_config`` replaces the registered method's config (its data seed is set to the
-    run's seed, as the registered one's is). The original model is never modified (the run
-    trains a deep copy)."""
-    target = make_target(bench, spec.concept_id, original, processor, fake_names)
-    tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
-    mcfg = None if method_config is None else with_seed(method_config, spec.seed)
-    t0 = time.perf_counter()
-    result = unlearn(copy.deepcopy(original), processor, target, spec.method, method_config=mcfg,
-                     train_config=tcfg)
-    t1 = time.perf_counter()
-    report = evaluate_unlearning(result.model, original, processor, bench, spec.concept_id, eval_cfg,
-                                 original_specificity=original_eval.specificity_accuracy)
-    t2 = time.perf_counter()
-    fake = next((r.mask_span for r in result.records if r.target == "a"), None)
-    row = {**report_row(spec.model_name, spec.method, spec.steps, spec.seed, report),
-           **open_kind_columns(report, bench, fake_names, fake),
-           "train_seconds": round(t1 - t0, 2), "eval_seconds": round(t2 - t1, 2)}
-    if profile is not None:
-        atomic_write_json(run_path(profile, spec, tcfg, eval_cfg, method_config),
-                          {**run_metadata(asdict(spec), spec.seed), "train_config": asdict(tcfg),
-                           "method_config": asdict(result.method_config),
-                           "eval_config": asdict(eval_cfg), "history": result.history,
-                           "row": row, "evaluation": report.to_dict()})
-    return row
-
-
-def training_fit(model: Any, processor: Any, records: Sequence[Any], concept_name: str,
-                 max_new_tokens: int = 32) -> pd.DataFrame:
-    """Whether a model gives SIU's own image records the answers they train: for each record
-    of target (a) or (b) (the forget image with a question), the model's greedy answer to that
-    very question beside the trained one.
-
-    This separates two reasons for a low generality EM: a run that learned its records on the
-    forget image but did not carry them to other images of the concept, and a run that did not
-    learn them at all (too few or too small steps). The columns:
-
-    - ``target``, ``question``, ``trained`` (the record's answer), ``answer`` (the model's);
-    - ``reveals``: the EM's test for the prompt kind, :func:`siu_lib.metrics.reveals_open`
-      (names the concept) for (a) and :func:`siu_lib.metrics.reveals_yesno` (says yes) for (b);
-    - ``learned``: (a) the answer names the record's fake name (its ``mask_span``, matched by
-      word as the EM matches names) and not the concept; (b) it does not say yes.
-
-    Args:
-        model: any LLaVA-family model (the original, or an unlearned one).
-        processor: its processor.
-        records: the run's records (``UnlearnResult.records``); text-only ones are skipped.
-        concept_name: the unlearned concept's name.
-        max_new_tokens: greedy answer length.
-    """
-    rows = [r for r in records if r.target in ("a", "b")]
-    if not rows:
-        raise ConfigError("training_fit needs records of target (a) or (b) (the forget image); got "
-                          f"targets {sorted({r.target for r in records})}")
-    answers = generate(model, processor, [(r.load_image(), r.question) for r in rows],
-                       max_new_tokens=max_new_tokens, progress=False)
-    return pd.DataFrame([{"target": r.target, "question": r.question, "trained": r.answer, "answer": a,
-                          **record_fit(r, a, concept_name)} for r, a in zip(rows, answers)])
-
-
-def record_fit(record: Any, answer: str, concept_name: str) -> dict[str, bool]:
-    """``reveals`` and ``learned`` of one (a) or (b) record's answer (see :func:`training_fit`)."""
-    if record.target == "a":
-        reveal = reveals_open(answer, concept_name)
-        return {"reveals": reveal,
-                "learned": bool(record.mask_span) and reveals_open(answer, record.mask_span) and not reveal}
-    if record.target == "b":
-        reveal = reveals_yesno(answer)
-        return {"reveals": reveal, "learned": not reveal}
-    raise ConfigError(f"record_fit takes records of target (a) or (b), got {record.target!r}")
-
-
-def original_row(model_name: str, report: EvalReport) -> dict[str, Any]:
-    """The table row of the original model on one concept."""
-    return report_row(model_name, "original", 0, 0, report, specificity_ratio=1.0)
-
-
-def mean_std_table(rows: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
-    """Mean and std (over seeds and concepts) of each metric per group: columns ``<metric>``
-    and ``<metric>_std``."""
-    g = rows.groupby(list(by), sort=False)[list(metrics)]
-    mean, std = g.mean(), g.std(ddof=0).add_suffix("_std")
-    return pd.concat([mean, std], axis=1).reset_index()
+from .finetune_data import SIUDataConfig
+from .methods import SIUConfig
+from .runs import RunSpec, original_report, report_row, run_one, run_path
+from .train import TrainConfig
 
 
 def _original_row(report: EvalReport, concept_id: str, bench: Benchmark,
@@ -481,6 +120,8 @@ def never_seen_runs(model_name: str, original: Any, processor: Any, reference: A
 #: ``diversity_drop``, a ceiling in points; efficacy must reach 100)
 TARGET_FLOORS = {"efficacy": 100.0, "generality_em": 95.0, "recognition_ratio": 0.95,
                  "own_facts": 90.0, "diversity_drop": 10.0}
+
+
 #: the keys of :func:`target_measures`, in :func:`siu_targets`' row order
 TARGET_MEASURES = ("efficacy", "generality_em", "generality_em_open", "generality_em_yesno",
                    "recognition_ratio", "own_facts", "diversity_drop")
@@ -602,6 +243,8 @@ class SweepSetting:
 #: the config columns of :func:`sweep_table` (after ``setting``), also on :func:`sweep_runs`' rows
 SWEEP_CONFIG_COLUMNS = ("in_recipe", "use_lora", "lr", "lora_r", "lora_alpha", "projector_lr", "steps",
                         "counts")
+
+
 #: the columns of :func:`sweep_table`, after ``setting``: the config, then the targets' measured
 #: targets (:func:`target_measures`) and ``chosen`` (:func:`choose_setting`'s pick)
 SWEEP_COLUMNS = (*SWEEP_CONFIG_COLUMNS, *TARGET_MEASURES, "chosen")

@@ -1,0 +1,150 @@
+"""The run store: unlearn a concept with a method and seed, evaluate it, write the per-run
+JSON (config, seed, versions, commit, history, per-example values and every generation) and
+return its table row; read a run back.
+
+Per-run files go to ``data/results/<profile>/runs/`` (git-ignored), named by :func:`run_path`;
+the aggregated tables beside them are what the notebooks commit for the ``default`` profile.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any, Sequence
+
+from .bench import Benchmark
+from .diagnostics import em_split_columns, open_kind_columns
+from .errors import UnknownNameError
+from .evaluate import EvalConfig, EvalReport, evaluate_unlearning
+from .finetune_data import concept_facts, model_facts
+from .generate import generate
+from .methods import UnlearnTarget, with_seed
+from .paths import cache_dir, results_dir
+from .results import atomic_write_json, config_digest, run_metadata
+from .train import TrainConfig, unlearn
+
+
+@dataclass
+class RunSpec:
+    """One unlearning run: which model, concept, method, seed and how many steps."""
+
+    model_name: str
+    concept_id: str
+    method: str
+    seed: int
+    steps: int
+
+
+def run_path(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: EvalConfig,
+             method_config: Any = None) -> Path:
+    """Where :func:`run_one` writes the JSON of ``spec`` under ``profile``'s results.
+
+    The name reads ``<model>_<method>_<concept>_s<seed>_n<steps>_<hash>.json``; the hash covers
+    the run's training config (with ``spec``'s steps and seed) and its evaluation config, so two
+    runs of the same spec evaluated differently (notebook 03 on more generality images than
+    notebook 04) get two files instead of one overwriting the other. A ``method_config`` (one
+    that replaces the registered one; ``None`` keeps it) is hashed too, with its data seed set
+    to the run's: even one equal to the registered config gets its own name."""
+    tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
+    hashed = {"train": asdict(tcfg), "eval": asdict(eval_cfg)}
+    if method_config is not None:
+        hashed["method"] = asdict(with_seed(method_config, spec.seed))
+    digest = config_digest(hashed, length=8)
+    return (results_dir(profile) / "runs" /
+            f"{spec.model_name}_{spec.method}_{spec.concept_id}_s{spec.seed}_n{spec.steps}_{digest}.json")
+
+
+def load_run(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: EvalConfig,
+             method_config: Any = None) -> dict[str, Any]:
+    """The JSON :func:`run_one` wrote for ``spec`` with these configs (config, seed, versions,
+    commit, history, row and the evaluation with every generation); :class:`UnknownNameError`
+    naming the file when there is none."""
+    path = run_path(profile, spec, train_cfg, eval_cfg, method_config)
+    if not path.is_file():
+        raise UnknownNameError(f"no run file {path.name} under {path.parent}: run_one has not "
+                                f"written {spec} with these configs")
+    return json.loads(path.read_text())
+
+
+def make_target(bench: Benchmark, concept_id: str, original: Any, processor: Any,
+                fake_names: Sequence[str], facts_cache: str | Path | None = None) -> UnlearnTarget:
+    """The :class:`UnlearnTarget` of a benchmark concept (its forget image, the other concepts,
+    the fake-name pool, and the original model's generator for GA-type data).
+
+    Concepts without stored facts (a real model on the ``paper`` instance) get their text
+    facts from the original model's own answers (:func:`siu_lib.finetune_data.model_facts`),
+    generated once and cached in ``facts_cache`` (default: ``data/cache/facts/<bench>.json``).
+    """
+    c = bench.concept(concept_id)
+    original_generate = partial(generate, original, processor, max_new_tokens=32, progress=False)
+    facts_of = concept_facts
+    if any(not o.facts for o in bench.concepts):
+        cache = Path(facts_cache) if facts_cache else cache_dir("facts") / f"{bench.name}.json"
+        known = model_facts(original_generate, [o.name for o in bench.concepts if not o.facts], cache)
+
+        def facts_of(concept: Any) -> list[tuple[str, str]]:
+            return concept_facts(concept) or known[concept.name]
+    return UnlearnTarget(c, bench.forget_image(c.concept_id), bench.concepts, fake_names,
+                         original_generate=original_generate, facts_of=facts_of)
+
+
+def original_report(original: Any, processor: Any, bench: Benchmark, concept_id: str,
+                    eval_cfg: EvalConfig, unseen: Sequence[str] = ()) -> EvalReport:
+    """The original model's own metrics on a concept (the "original" row of every table);
+    ``unseen`` as in :func:`siu_lib.evaluate.evaluate_unlearning`."""
+    return evaluate_unlearning(original, original, processor, bench, concept_id, eval_cfg,
+                               unseen=unseen)
+
+
+def report_row(model_name: str, method: str, steps: int, seed: int, report: EvalReport,
+               specificity_ratio: float | None = None) -> dict[str, Any]:
+    """One table row of an evaluation: the run's keys, the Table 1 values, the specificity
+    ratio (the report's own unless given), each specificity task's accuracy (``spec_``) and
+    the EM split (:func:`em_split_columns`)."""
+    if specificity_ratio is None:
+        specificity_ratio = report.metrics["specificity"].details.get("ratio_overall")
+    return {"model": model_name, "method": method, "steps": steps, "seed": seed,
+            "concept": report.concept_id, **report.row(), "specificity_ratio": specificity_ratio,
+            **{f"spec_{k}": v for k, v in report.specificity_accuracy.items()},
+            **em_split_columns(report)}
+
+
+def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
+            fake_names: Sequence[str], train_cfg: TrainConfig, eval_cfg: EvalConfig,
+            original_eval: EvalReport, profile: str | None = None,
+            method_config: Any = None) -> dict[str, Any]:
+    """Unlearn, evaluate and (with ``profile``) write the per-run JSON; return the table row.
+
+    ``method_config`` replaces the registered method's config (its data seed is set to the
+    run's seed, as the registered one's is). The original model is never modified (the run
+    trains a deep copy)."""
+    target = make_target(bench, spec.concept_id, original, processor, fake_names)
+    tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
+    mcfg = None if method_config is None else with_seed(method_config, spec.seed)
+    t0 = time.perf_counter()
+    result = unlearn(copy.deepcopy(original), processor, target, spec.method, method_config=mcfg,
+                     train_config=tcfg)
+    t1 = time.perf_counter()
+    report = evaluate_unlearning(result.model, original, processor, bench, spec.concept_id, eval_cfg,
+                                 original_specificity=original_eval.specificity_accuracy)
+    t2 = time.perf_counter()
+    fake = next((r.mask_span for r in result.records if r.target == "a"), None)
+    row = {**report_row(spec.model_name, spec.method, spec.steps, spec.seed, report),
+           **open_kind_columns(report, bench, fake_names, fake),
+           "train_seconds": round(t1 - t0, 2), "eval_seconds": round(t2 - t1, 2)}
+    if profile is not None:
+        atomic_write_json(run_path(profile, spec, tcfg, eval_cfg, method_config),
+                          {**run_metadata(asdict(spec), spec.seed), "train_config": asdict(tcfg),
+                           "method_config": asdict(result.method_config),
+                           "eval_config": asdict(eval_cfg), "history": result.history,
+                           "row": row, "evaluation": report.to_dict()})
+    return row
+
+
+def original_row(model_name: str, report: EvalReport) -> dict[str, Any]:
+    """The table row of the original model on one concept."""
+    return report_row(model_name, "original", 0, 0, report, specificity_ratio=1.0)

@@ -1,0 +1,55 @@
+"""The paper's tables from per-run rows: Table 1's runs and method order, mean ± std over seeds
+and concepts, and their printed form.
+
+Notebook 04 runs :func:`table1_jobs` (every method × model size × concept × seed) and writes one
+row per run; notebook 05 orders the rows (:func:`order_methods`), aggregates them
+(:func:`mean_std_table`: Table 1 over :data:`siu_lib.metrics.TABLE1_METRICS`, Table 7 over
+the ``spec_*`` columns) and prints them as ``mean ± std`` (:func:`plus_minus`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import pandas as pd
+
+from .errors import UnknownNameError
+
+#: the methods of Table 1, in the paper's order: the baselines, then SIU
+TABLE1_METHODS = ("po", "ga", "ga_kl", "npo", "gd", "siu")
+#: the order of Table 1's rows: the original model first
+METHOD_ORDER = ("original", *TABLE1_METHODS)
+
+
+def table1_jobs(sizes: Iterable[str], concepts: Iterable[str], seeds: Iterable[int],
+                methods: Sequence[str] = TABLE1_METHODS) -> list[tuple[str, str, str, int]]:
+    """Every ``(model size, concept, method, seed)`` run of Table 1, in run order (size, then
+    concept, then method, then seed)."""
+    concepts, seeds = list(concepts), list(seeds)
+    return [(size, cid, m, seed) for size in sizes for cid in concepts for m in methods for seed in seeds]
+
+
+def order_methods(rows: pd.DataFrame, order: Sequence[str] = METHOD_ORDER) -> pd.DataFrame:
+    """``rows`` sorted by model, then method in ``order`` (the original model first);
+    :class:`UnknownNameError` names a method that is not in ``order``."""
+    unknown = sorted(set(rows["method"]) - set(order))
+    if unknown:
+        raise UnknownNameError(f"method(s) {unknown} have no place in the table order {list(order)}")
+    rank = {m: k for k, m in enumerate(order)}
+    return rows.sort_values(["model", "method"], key=lambda col: col.map(rank) if col.name == "method" else col,
+                            kind="stable").reset_index(drop=True)
+
+
+def mean_std_table(rows: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
+    """Mean and std (over seeds and concepts) of each metric per group: columns ``<metric>``
+    and ``<metric>_std``, groups in the order they first appear."""
+    g = rows.groupby(list(by), sort=False)[list(metrics)]
+    mean, std = g.mean(), g.std(ddof=0).add_suffix("_std")
+    return pd.concat([mean, std], axis=1).reset_index()
+
+
+def plus_minus(table: pd.DataFrame, metrics: Sequence[str], index: Sequence[str] = ("model", "method"),
+               digits: int = 1) -> pd.DataFrame:
+    """A :func:`mean_std_table` printed as ``"mean ± std"`` per metric, indexed by ``index``."""
+    return pd.DataFrame({m: [f"{a:.{digits}f} ± {b:.{digits}f}" for a, b in zip(table[m], table[f"{m}_std"])]
+                         for m in metrics}, index=pd.MultiIndex.from_frame(table[list(index)]))

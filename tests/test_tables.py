@@ -1,0 +1,47 @@
+"""The paper's tables from per-run rows, by hand."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from siu_lib.errors import UnknownNameError
+from siu_lib.tables import (METHOD_ORDER, TABLE1_METHODS, mean_std_table, order_methods, plus_minus,
+                            table1_jobs)
+
+
+def test_table1_jobs_cover_every_run_in_run_order():
+    jobs = table1_jobs(["tiny", "small"], ["c00"], [0, 1], methods=("ga", "siu"))
+    assert jobs == [("tiny", "c00", "ga", 0), ("tiny", "c00", "ga", 1), ("tiny", "c00", "siu", 0),
+                    ("tiny", "c00", "siu", 1), ("small", "c00", "ga", 0), ("small", "c00", "ga", 1),
+                    ("small", "c00", "siu", 0), ("small", "c00", "siu", 1)]
+    assert len(table1_jobs({"tiny": 1}, iter(["c00", "c01"]), iter([0, 1, 2]))) == 2 * 3 * len(TABLE1_METHODS)
+    assert METHOD_ORDER[0] == "original" and METHOD_ORDER[-1] == "siu"
+
+
+def _runs() -> pd.DataFrame:
+    return pd.DataFrame([
+        {"model": "tiny", "method": "siu", "seed": 0, "efficacy": 80.0},
+        {"model": "small", "method": "ga", "seed": 0, "efficacy": 10.0},
+        {"model": "tiny", "method": "original", "seed": 0, "efficacy": 5.0},
+        {"model": "tiny", "method": "siu", "seed": 1, "efficacy": 100.0},
+        {"model": "tiny", "method": "po", "seed": 0, "efficacy": 30.0},
+    ])
+
+
+def test_rows_are_ordered_by_model_then_the_paper_s_method_order():
+    ordered = order_methods(_runs())
+    assert list(zip(ordered.model, ordered.method, ordered.seed)) == [
+        ("small", "ga", 0), ("tiny", "original", 0), ("tiny", "po", 0), ("tiny", "siu", 0), ("tiny", "siu", 1)]
+    with pytest.raises(UnknownNameError, match="'rmu'"):
+        order_methods(pd.concat([_runs(), pd.DataFrame([{"model": "tiny", "method": "rmu"}])]))
+
+
+def test_mean_std_and_plus_minus_by_hand():
+    table = mean_std_table(order_methods(_runs()), ["model", "method"], ["efficacy"])
+    siu = table[(table.model == "tiny") & (table.method == "siu")].iloc[0]
+    assert (siu.efficacy, siu.efficacy_std) == (90.0, 10.0)  # population std over the two seeds
+    assert list(table.method) == ["ga", "original", "po", "siu"]
+    printed = plus_minus(table, ["efficacy"])
+    assert printed.loc[("tiny", "siu"), "efficacy"] == "90.0 ± 10.0"
+    assert printed.loc[("small", "ga"), "efficacy"] == "10.0 ± 0.0"
