@@ -41,7 +41,7 @@ import torch
 from siu_lib import cpu
 from siu_lib.bench import load_benchmark, write_synthetic
 from siu_lib.methods import UnlearnTarget, get_method
-from siu_lib.models import build_embedded_model, embedded_config, train_tokenizer
+from siu_lib.embedded import build_embedded_model, embedded_config, train_tokenizer
 from siu_lib.paths import REPO_ROOT
 from siu_lib.results import atomic_write_csv, atomic_write_json, run_metadata
 from siu_lib.train import TrainConfig, collate_records, method_step_loss, prepare_model, vocab_mask_for

@@ -209,7 +209,8 @@ most once, and the warm-up rounds up to one step at learning rate 0, as in the p
 the records are drawn in a stratified order (`data_order`), so the steps see the four targets in
 about their proportions rather than, by chance, both (b) records in the zero-lr first step.
 """),
-        code('''from siu_lib.train import unlearn, name_token_ids
+        code('''from siu_lib.models import name_token_ids
+from siu_lib.train import unlearn
 print(profile.unlearn)
 print("vocabulary mask ids:", [processor.tokenizer.decode([i]) for i in name_token_ids(processor.tokenizer, concept.name)])
 result = unlearn(copy.deepcopy(original), processor, target, "siu", train_config=profile.unlearn)

@@ -1,13 +1,8 @@
-"""Models: load any Hugging Face LLaVA-family checkpoint; build and pre-train the embedded one.
+"""The Hugging Face side of every model: load any LLaVA-family checkpoint, wrap it with LoRA,
+speak its chat format and batch examples for it.
 
-The embedded default (spec 01-method.md, section 6) is a real ``transformers``
-:class:`~transformers.LlavaForConditionalGeneration` -- a CLIP vision tower, a two-layer MLP
-projector and a Llama language model -- with a byte-level BPE tokenizer trained on the
-synthetic world's text and a :class:`~transformers.LlavaProcessor`. Saved with
-``save_pretrained`` it is a checkpoint folder that loads exactly like ``llava-hf/llava-1.5-7b-hf``
-(``LlavaForConditionalGeneration.from_pretrained`` / ``AutoProcessor.from_pretrained`` /
-``pipeline("image-text-to-text")``), so every later stage (unlearning, generation, metrics,
-attacks) runs one code path for the embedded model and for a real LLaVA-1.5.
+The embedded default (:mod:`siu_lib.embedded`) and a real LLaVA-1.5 both go through these
+functions, so unlearning, generation, metrics and attacks run one code path for both.
 
 Chat format (LLaVA-1.5, "vicuna v1" without system prompt)::
 
@@ -27,40 +22,28 @@ positions, and are ``-100`` everywhere except on the answer tokens.
 from __future__ import annotations
 
 import logging
-import random
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 from transformers import (
     AutoConfig,
     AutoModelForImageTextToText,
     AutoProcessor,
-    CLIPVisionConfig,
-    LlamaConfig,
-    LlavaConfig,
     LlavaForConditionalGeneration,
-    LlavaProcessor,
     PreTrainedModel,
-    PreTrainedTokenizerFast,
     ProcessorMixin,
-    get_constant_schedule_with_warmup,
-    get_cosine_schedule_with_warmup,
-    get_linear_schedule_with_warmup,
 )
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
-from siu_lib.errors import ConfigError, DataFormatError, ModelLoadError, SIUError, UnknownNameError
+from .errors import ConfigError, DataFormatError, ModelLoadError, SIUError
 
 if TYPE_CHECKING:  # peft is an optional dependency of the loader only
     import peft
-
-from .cpu import PATHS as CPU_PATHS
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +51,6 @@ logger = logging.getLogger(__name__)
 IGNORE_INDEX = -100
 #: The placeholder token the processor expands into one token per image-feature position.
 IMAGE_TOKEN = "<image>"
-#: Special tokens of the embedded tokenizer, in id order (ids 0..4).
-SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>", IMAGE_TOKEN)
-#: Most CPU threads torch may use while pre-training (the build machine has 2 cores).
-MAX_TORCH_THREADS = 2
 
 #: LLaVA-1.5 chat template (Jinja): the llava-hf template, plus ``</s>`` after each assistant
 #: answer (as in LLaVA's training data) and plain-string message contents.
@@ -104,48 +83,6 @@ ModelLike = Union[PreTrainedModel, "peft.PeftModel"]
 # --------------------------------------------------------------------------------------------
 
 
-def train_tokenizer(
-    texts: Sequence[str], vocab_size: int = 1200, max_token_length: int = 4
-) -> PreTrainedTokenizerFast:
-    """Train a byte-level BPE tokenizer on ``texts`` and wrap it for ``transformers``.
-
-    The tokenizer adds ``<s>`` in front of every sequence (like Llama's), pads with ``<pad>`` on
-    the left, and knows ``<image>`` as a single special token (``tokenizer.image_token``).
-    ``max_token_length`` caps the characters per learned token, so that invented names such as
-    "Varok Delmuran" split into several sub-word tokens however often they occur, as rare names
-    do in a real LLM's tokenizer. The result is deterministic for the same ``texts``.
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-
-    if vocab_size <= len(SPECIAL_TOKENS) + 256:
-        raise ConfigError(f"vocab_size must exceed 261 (bytes + special tokens), got {vocab_size}")
-    if max_token_length < 1:
-        raise ConfigError(f"max_token_length must be >= 1, got {max_token_length}")
-    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        max_token_length=max_token_length,
-        show_progress=False,
-    )
-    bpe.train_from_iterator(list(texts), trainer)
-    bos_id = bpe.token_to_id("<s>")
-    bpe.post_processor = processors.TemplateProcessing(
-        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos_id)]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=bpe,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        extra_special_tokens={"image_token": IMAGE_TOKEN},
-        padding_side="left",
-        clean_up_tokenization_spaces=False,
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,217 +90,14 @@ def train_tokenizer(
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class EmbeddedConfig:
-    """Architecture of the embedded LLaVA model (CLIP vision tower + projector + Llama).
-
-    Fields:
-        name: preset name, for logs and results ("tiny", "small", or anything for a custom one).
-        image_size: side in pixels of the (square) image the vision tower sees; the processor
-            resizes and centre-crops every image to it. Default 48 (36 image positions; why:
-            ``docs/decisions.md``).
-        patch_size: side in pixels of a ViT patch; ``(image_size // patch_size) ** 2`` image-feature
-            positions per image (the CLS position is dropped, strategy "default"). Default 8.
-        vision_hidden_size: width of the CLIP vision transformer.
-        vision_intermediate_size: MLP width of the vision transformer.
-        vision_layers: number of vision transformer layers.
-        vision_heads: attention heads of the vision transformer.
-        text_hidden_size: width of the Llama language model.
-        text_intermediate_size: SwiGLU MLP width of the language model.
-        text_layers: number of language-model layers.
-        text_heads: attention heads of the language model (no grouped-query attention).
-        vocab_size: target BPE vocabulary size for :func:`train_tokenizer`; the model's embedding
-            always has exactly ``len(tokenizer)`` rows (fewer when the training text is small).
-        max_position_embeddings: longest sequence (image-feature positions + text) supported.
-        vision_feature_layer: which vision hidden state feeds the projector. The default -1 (last
-            layer) differs from LLaVA-1.5's -2: with only 2-3 vision layers the penultimate choice
-            would leave the last layer unused.
-        vision_position_scale: the vision tower's learned patch position embeddings start from
-            this multiple of a 2-D sine-cosine table (:func:`sincos_2d_positions`), which gives
-            every patch of one column the same column code from the first step; 0 keeps CLIP's
-            random init (std 0.02, a code shared by no two patches). It helps group photos,
-            where the language model must bind each name to a side; ``small`` keeps CLIP's init
-            (the measurements: ``docs/decisions.md``).
-    """
-
-    name: str = "tiny"
-    image_size: int = 48
-    patch_size: int = 8
-    vision_hidden_size: int = 96
-    vision_intermediate_size: int = 384
-    vision_layers: int = 2
-    vision_heads: int = 4
-    text_hidden_size: int = 192
-    text_intermediate_size: int = 512
-    text_layers: int = 4
-    text_heads: int = 4
-    vocab_size: int = 1200
-    max_position_embeddings: int = 256
-    vision_feature_layer: int = -1
-    vision_position_scale: float = 2.0
-
-    @property
-    def num_image_tokens(self) -> int:
-        """Number of image-feature positions one image occupies in the language model's input."""
-        return (self.image_size // self.patch_size) ** 2
-
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` if the sizes are inconsistent."""
-        if self.image_size % self.patch_size:
-            raise ConfigError(
-                f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
-            )
-        for width, heads, what in (
-            (self.vision_hidden_size, self.vision_heads, "vision"),
-            (self.text_hidden_size, self.text_heads, "text"),
-        ):
-            if width % heads:
-                raise ConfigError(f"{what} hidden size {width} is not divisible by {heads} heads")
-        if self.vision_position_scale < 0:
-            raise ConfigError(
-                f"vision_position_scale must be >= 0 (got {self.vision_position_scale})")
-        if self.vision_position_scale and self.vision_hidden_size % 4:
-            raise ConfigError(
-                f"a 2-D position table (vision_position_scale {self.vision_position_scale}) "
-                f"needs a vision hidden size divisible by 4, got {self.vision_hidden_size}")
-        if (self.text_hidden_size // self.text_heads) % 2:
-            raise ConfigError(
-                f"text head dimension {self.text_hidden_size // self.text_heads} must be even "
-                "(rotary position embeddings)"
-            )
-        if self.num_image_tokens >= self.max_position_embeddings:
-            raise ConfigError(
-                f"{self.num_image_tokens} image positions do not fit in "
-                f"max_position_embeddings={self.max_position_embeddings}"
-            )
 
 
-_PRESETS: dict[str, EmbeddedConfig] = {
-    # about 2.3 M parameters with a 1200-token vocabulary
-    "tiny": EmbeddedConfig(name="tiny"),
-    # about 4x tiny: wider language model and vision tower
-    "small": EmbeddedConfig(
-        name="small",
-        vision_hidden_size=192,
-        vision_intermediate_size=768,
-        vision_layers=3,
-        vision_heads=4,
-        text_hidden_size=384,
-        text_intermediate_size=1024,
-        text_layers=4,
-        text_heads=6,
-        # CLIP's position init: the 2-D table slowed small's identity learning
-        # (docs/decisions.md)
-        vision_position_scale=0.0,
-    ),
-}
 
 
-def embedded_config(size: str) -> EmbeddedConfig:
-    """Return a copy of the named preset (``"tiny"`` or ``"small"``) of the embedded model."""
-    if size not in _PRESETS:
-        raise UnknownNameError(f"unknown embedded model size {size!r}; known: {sorted(_PRESETS)}")
-    preset = _PRESETS[size]
-    return EmbeddedConfig(**{k: getattr(preset, k) for k in preset.__dataclass_fields__})
 
 
-def sincos_2d_positions(side: int, dim: int) -> torch.Tensor:
-    """A 2-D sine-cosine position table for a ``side`` x ``side`` grid of patches in raster
-    order (row by row, as a ViT flattens them): shape ``(side * side, dim)``.
-
-    With ``q = dim // 4`` frequencies ``f_k = side ** (-k / q)`` (1 down to about ``1 / side``
-    radians per patch), the channels of patch (row ``r``, column ``c``) are
-    ``[sin(r f), cos(r f), sin(c f), cos(c f)]``. The lowest frequencies change monotonically
-    across the grid, so "left half" and "right half" are linear directions of the table.
-    """
-    if dim % 4:
-        raise ConfigError(f"a 2-D sine-cosine table needs a width divisible by 4, got {dim}")
-    q = dim // 4
-    freq = side ** (-torch.arange(q, dtype=torch.float32) / q)
-    rows = torch.arange(side, dtype=torch.float32).repeat_interleave(side)[:, None] * freq
-    cols = torch.arange(side, dtype=torch.float32).repeat(side)[:, None] * freq
-    return torch.cat([rows.sin(), rows.cos(), cols.sin(), cols.cos()], dim=1)
 
 
-def build_embedded_model(
-    cfg: EmbeddedConfig, tokenizer: PreTrainedTokenizerFast, seed: int = 0
-) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
-    """Build a freshly initialised embedded LLaVA model and its processor.
-
-    The model is a ``LlavaForConditionalGeneration`` (``CLIPVisionConfig`` + ``LlamaConfig``)
-    whose vocabulary is ``tokenizer``'s; the processor couples a PIL-backed CLIP image processor
-    (no torchvision needed) with ``tokenizer`` and the LLaVA-1.5 chat template, and expands each
-    ``<image>`` into ``cfg.num_image_tokens`` placeholder tokens. Initialisation is deterministic
-    in ``seed`` and does not disturb the global RNG; the vision tower's patch position
-    embeddings start from ``cfg.vision_position_scale`` times :func:`sincos_2d_positions` (the
-    CLS position from zero), and stay trainable.
-    """
-    cfg.validate()
-    if IMAGE_TOKEN not in tokenizer.get_vocab():
-        raise ConfigError(f"the tokenizer has no {IMAGE_TOKEN!r} token")
-    image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
-    vision_config = CLIPVisionConfig(
-        hidden_size=cfg.vision_hidden_size,
-        intermediate_size=cfg.vision_intermediate_size,
-        num_hidden_layers=cfg.vision_layers,
-        num_attention_heads=cfg.vision_heads,
-        image_size=cfg.image_size,
-        patch_size=cfg.patch_size,
-        projection_dim=cfg.vision_hidden_size,
-    )
-    text_config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=cfg.text_hidden_size,
-        intermediate_size=cfg.text_intermediate_size,
-        num_hidden_layers=cfg.text_layers,
-        num_attention_heads=cfg.text_heads,
-        num_key_value_heads=cfg.text_heads,
-        max_position_embeddings=cfg.max_position_embeddings,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=False,
-    )
-    config = LlavaConfig(
-        vision_config=vision_config,
-        text_config=text_config,
-        image_token_index=image_token_id,
-        image_seq_length=cfg.num_image_tokens,
-        vision_feature_layer=cfg.vision_feature_layer,
-        vision_feature_select_strategy="default",
-        tie_word_embeddings=False,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = LlavaForConditionalGeneration(config)
-    if cfg.vision_position_scale:
-        side = cfg.image_size // cfg.patch_size
-        with torch.no_grad():
-            table = model.model.vision_tower.embeddings.position_embedding.weight
-            table[0] = 0.0  # the CLS position (dropped before the projector)
-            table[1:] = cfg.vision_position_scale * sincos_2d_positions(side, cfg.vision_hidden_size)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.bos_token_id = tokenizer.bos_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.do_sample = False
-
-    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
-
-    image_processor = CLIPImageProcessorPil(
-        size={"shortest_edge": cfg.image_size},
-        crop_size={"height": cfg.image_size, "width": cfg.image_size},
-    )
-    tokenizer.padding_side = "left"
-    processor = LlavaProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        patch_size=cfg.patch_size,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,  # CLIP's CLS position, dropped by strategy "default"
-        chat_template=LLAVA_CHAT_TEMPLATE,
-        image_token=IMAGE_TOKEN,
-    )
-    return model, processor
 
 
 def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
@@ -737,215 +471,14 @@ def batch_to_model(batch: dict[str, torch.Tensor], model: ModelLike) -> dict[str
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class PretrainConfig:
-    """Settings of :func:`pretrain` (supervised training of the embedded model on the world).
-
-    Fields:
-        steps: optimiser steps.
-        batch_size: examples per step (image and text-only examples may be mixed).
-        lr: peak learning rate of AdamW.
-        warmup: linear warm-up length: a fraction of ``steps`` if < 1, else a number of steps.
-        weight_decay: AdamW weight decay, applied to matrices only (not biases or norms).
-        seed: seeds torch and the example stream's ``random.Random``.
-        log_every: log the mean loss of the last ``log_every`` steps (and refresh the bar).
-        schedule: learning-rate schedule after warm-up: "cosine", "linear" or "constant".
-        max_grad_norm: gradient-norm clipping threshold (``None`` or 0 disables clipping).
-        max_length: optional cut of each row's tokens (see :func:`collate_examples`).
-        align_fraction: fraction of the steps spent in stage 1, identity alignment (naming
-            the people in single and group pictures), before the full mixture; used by
-            :func:`siu_lib.embedded.build_and_pretrain` to shape the world's example stream,
-            in the spirit of LLaVA's stage-1 feature alignment.
-        vision_lr_scale: the vision tower's and projector's learning rate is ``lr`` times this.
-        bucket_batches: draw this many batches' worth of examples at a time, sort them by
-            length and cut them into batches (in a shuffled order), so that rows of similar
-            length share a batch and less compute goes to padding; 1 turns it off.
-        bf16: run the forward pass under CPU/CUDA bfloat16 autocast (mixed precision; the
-            weights and the optimiser stay float32).
-        withheld: concept ids the world's example stream never shows in a picture (their
-            text facts stay): the "never seen" reference model of
-            :func:`siu_lib.analysis.never_seen_runs`; empty for every ordinary checkpoint.
-        cpu_path: the CPU code path the checkpoint is pre-trained on (:mod:`siu_lib.cpu`):
-            ``avx2``, the pinned path of every committed result, or ``native``, which gives the
-            checkpoint its own cache key.
-    """
-
-    steps: int = 1000
-    batch_size: int = 16
-    lr: float = 2e-3
-    warmup: float = 0.05
-    weight_decay: float = 0.01
-    seed: int = 0
-    log_every: int = 50
-    schedule: str = "cosine"
-    max_grad_norm: float | None = 1.0
-    max_length: int | None = None
-    align_fraction: float = 0.0
-    vision_lr_scale: float = 1.0
-    bucket_batches: int = 1
-    bf16: bool = False
-    withheld: tuple[str, ...] = ()
-    cpu_path: str = "avx2"
-
-    def warmup_steps(self) -> int:
-        """Warm-up length in optimiser steps."""
-        return int(round(self.warmup * self.steps)) if self.warmup < 1 else int(self.warmup)
-
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` on an out-of-range value."""
-        if self.steps < 1 or self.batch_size < 1 or self.log_every < 1 or self.bucket_batches < 1:
-            raise ConfigError(
-                f"steps, batch_size, log_every and bucket_batches must be >= 1, got "
-                f"{self.steps}, {self.batch_size}, {self.log_every}, {self.bucket_batches}"
-            )
-        if self.lr <= 0 or self.warmup < 0 or self.weight_decay < 0:
-            raise ConfigError(
-                f"lr must be > 0 and warmup, weight_decay >= 0, got "
-                f"{self.lr}, {self.warmup}, {self.weight_decay}"
-            )
-        if not 0.0 <= self.align_fraction < 1.0 or self.vision_lr_scale <= 0:
-            raise ConfigError(
-                f"align_fraction must be in [0, 1) and vision_lr_scale > 0, got "
-                f"{self.align_fraction}, {self.vision_lr_scale}"
-            )
-        if self.schedule not in _SCHEDULES:
-            raise UnknownNameError(
-                f"unknown schedule {self.schedule!r}; known: {sorted(_SCHEDULES)}"
-            )
-        if isinstance(self.withheld, str) or len(set(self.withheld)) != len(self.withheld):
-            raise ConfigError(f"withheld must be a tuple of distinct concept ids, got {self.withheld!r}")
-        if self.cpu_path not in CPU_PATHS:
-            raise ConfigError(f"cpu_path must be one of {CPU_PATHS}, got {self.cpu_path!r}")
 
 
-_SCHEDULES: dict[str, Callable[..., Any]] = {
-    "cosine": lambda opt, warm, total: get_cosine_schedule_with_warmup(opt, warm, total),
-    "linear": lambda opt, warm, total: get_linear_schedule_with_warmup(opt, warm, total),
-    "constant": lambda opt, warm, total: get_constant_schedule_with_warmup(opt, warm),
-}
-
-ExampleStream = Union[Callable[[random.Random], Example], Iterable[Example]]
 
 
-def _example_length(ex: Example) -> tuple[bool, int]:
-    """A sort key that orders examples by their (approximate) token length."""
-    return (ex.image is not None, len(ex.question) + len(ex.answer))
 
 
-def _example_batches(
-    stream: ExampleStream, batch_size: int, seed: int, bucket: int = 1
-) -> Iterator[list[Example]]:
-    """Batches from a stream; with ``bucket > 1``, ``bucket`` batches' worth of examples are
-    drawn at once, sorted by length, cut into batches and yielded in a seeded random order."""
-    if callable(stream) and not isinstance(stream, Iterator):
-        rng = random.Random(seed)
-        fn = stream
-        iterator: Iterator[Example] = iter(lambda: fn(rng), None)
-    else:
-        iterator = iter(stream)
-    order_rng = random.Random(f"buckets-{seed}")
-    while True:
-        pool = []
-        for _ in range(batch_size * bucket):
-            try:
-                pool.append(next(iterator))
-            except StopIteration:
-                break
-        if not pool:
-            return
-        if bucket > 1:
-            pool.sort(key=_example_length)
-        batches = [pool[i:i + batch_size] for i in range(0, len(pool), batch_size)]
-        if bucket > 1:  # sorted batches would run from short to long: shuffle their order
-            order_rng.shuffle(batches)
-        yield from batches
-        if len(pool) < batch_size * bucket:
-            return
 
 
-def pretrain(
-    model: ModelLike,
-    processor: ProcessorMixin,
-    example_stream: ExampleStream,
-    cfg: PretrainConfig,
-    progress: bool = True,
-) -> list[float]:
-    """Train ``model`` on examples drawn from ``example_stream``; return the loss of every step.
-
-    ``example_stream`` is either a callable ``(rng) -> Example`` (called ``batch_size`` times per
-    step with one ``random.Random(cfg.seed)``) or an iterable of examples (training stops early,
-    with a warning, when it runs out). The loss is the cross-entropy on answer tokens only.
-    AdamW with warm-up then ``cfg.schedule``; deterministic given ``cfg.seed``; torch uses at most
-    two CPU threads. The model is left in eval mode.
-    """
-    cfg.validate()
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), MAX_TORCH_THREADS)))
-    torch.manual_seed(cfg.seed)
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    params = [p for _, p in named]
-    groups = []
-    for is_vision in (False, True):  # the vision tower + projector may get their own lr
-        part = [p for n, p in named if (("vision_tower" in n or "multi_modal_projector" in n) == is_vision)]
-        lr = cfg.lr * (cfg.vision_lr_scale if is_vision else 1.0)
-        groups += [{"params": [p for p in part if p.ndim >= 2], "weight_decay": cfg.weight_decay, "lr": lr},
-                   {"params": [p for p in part if p.ndim < 2], "weight_decay": 0.0, "lr": lr}]
-    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
-    scheduler = _SCHEDULES[cfg.schedule](optimizer, cfg.warmup_steps(), cfg.steps)
-    batches = _example_batches(example_stream, cfg.batch_size, cfg.seed, cfg.bucket_batches)
-    device_type = model_device_dtype(model)[0].type
-
-    losses: list[float] = []
-    model.train()
-    # refreshed at most every 2 s: a notebook without widgets prints every refresh as a line
-    bar = tqdm(total=cfg.steps, desc="pre-training", disable=not progress, mininterval=2.0)
-    try:
-        for step in range(cfg.steps):
-            examples = next(batches, None)
-            if examples is None:
-                logger.warning("example stream ran out after %d of %d steps", step, cfg.steps)
-                break
-            batch = batch_to_model(collate_examples(processor, examples, cfg.max_length), model)
-            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                loss = model(**batch).loss
-            if not torch.isfinite(loss):
-                raise SIUError(f"pre-training loss is {loss.item()} at step {step}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
-            bar.update(1)
-            if (step + 1) % cfg.log_every == 0 or step == 0:
-                window = losses[-cfg.log_every:]
-                mean = sum(window) / len(window)
-                bar.set_postfix(loss=f"{mean:.3f}")
-                logger.info("step %d/%d loss %.4f", step + 1, cfg.steps, mean)
-    finally:
-        bar.close()
-        model.eval()
-    return losses
 
 
-__all__ = [
-    "IGNORE_INDEX",
-    "IMAGE_TOKEN",
-    "LANGUAGE_MODEL_LORA_TARGETS",
-    "LLAVA_CHAT_TEMPLATE",
-    "EmbeddedConfig",
-    "Example",
-    "PretrainConfig",
-    "batch_to_model",
-    "build_embedded_model",
-    "collate_examples",
-    "count_parameters",
-    "default_lora_config",
-    "embedded_config",
-    "format_example",
-    "format_prompt",
-    "load_model",
-    "model_device_dtype",
-    "pretrain",
-    "train_tokenizer",
-]
+

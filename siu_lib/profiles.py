@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from .cpu import current_path
 from .errors import UnknownNameError
 from .analysis import SweepSetting
-from .models import EmbeddedConfig, PretrainConfig, embedded_config
+from .embedded import EmbeddedConfig, PretrainConfig, embedded_config
 from .results import cpu_has_native_bf16
 from .train import TrainConfig
 from .world import WorldConfig

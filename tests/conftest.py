@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from siu_lib.embedded import build_and_pretrain
-from siu_lib.models import PretrainConfig
+from siu_lib.embedded import PretrainConfig
 from siu_lib.profiles import MICRO_MODEL as PROFILE_MICRO_MODEL
 from siu_lib.world import World, WorldConfig
 

@@ -109,7 +109,7 @@ def test_a_fresh_process_is_pinned_by_importing_the_package_and_the_switch_turns
 def test_a_checkpoint_is_only_built_on_the_path_its_config_names(monkeypatch, tmp_path):
     from conftest import MICRO_MODEL, MICRO_PRETRAIN, MICRO_WORLD
 
-    from siu_lib import embedded
+    from siu_lib.embedded import checkpoints as embedded
 
     if cpu.current_path() != "avx2":
         pytest.skip("runs on the pinned path")

@@ -396,7 +396,7 @@ def test_never_seen_reference_does_not_recognise_the_withheld_concept(micro, tmp
 
     from siu_lib.embedded import build_and_pretrain
     from siu_lib.errors import ConfigError
-    from siu_lib.models import train_tokenizer
+    from siu_lib.embedded import train_tokenizer
 
     ref, ref_proc, _ = build_and_pretrain(micro.world, micro.model_config,
                                           replace(micro.pretrain_config, withheld=("c00",)),

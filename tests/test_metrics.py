@@ -40,13 +40,8 @@ from siu_lib.metrics import (
     special_token_id,
     specificity,
 )
-from siu_lib.models import (
-    EmbeddedConfig,
-    build_embedded_model,
-    format_example,
-    format_prompt,
-    train_tokenizer,
-)
+from siu_lib.models import format_example, format_prompt
+from siu_lib.embedded import EmbeddedConfig, build_embedded_model, train_tokenizer
 
 GOLDEN = Path(__file__).parent / "golden" / "metrics.json"
 NAME = "Varok Delmuran"

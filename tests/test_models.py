@@ -26,23 +26,8 @@ from transformers import (
 
 from siu_lib.errors import ConfigError, ModelLoadError, UnknownNameError
 from siu_lib.generate import answer_logprobs, generate
-from siu_lib.models import (
-    IGNORE_INDEX,
-    EmbeddedConfig,
-    Example,
-    PretrainConfig,
-    build_embedded_model,
-    collate_examples,
-    count_parameters,
-    default_lora_config,
-    embedded_config,
-    format_example,
-    format_prompt,
-    load_model,
-    pretrain,
-    sincos_2d_positions,
-    train_tokenizer,
-)
+from siu_lib.models import IGNORE_INDEX, Example, collate_examples, count_parameters, default_lora_config, format_example, format_prompt, load_model
+from siu_lib.embedded import EmbeddedConfig, PretrainConfig, build_embedded_model, embedded_config, pretrain, sincos_2d_positions, train_tokenizer
 
 COLOURS = {
     "Ruby Tam": (220, 30, 30),
@@ -292,7 +277,7 @@ def test_pretraining_is_deterministic(tokenizer):
 
 
 def test_length_bucketing_keeps_every_example_once_and_groups_lengths():
-    from siu_lib.models import _example_batches
+    from siu_lib.embedded.pretrain import _example_batches
     rng = random.Random(5)
     stream = [Example(None, "q" * rng.randint(1, 60), "a") for _ in range(64)]
     plain = [b for b in _example_batches(iter(stream), 4, seed=0, bucket=1)]

@@ -14,7 +14,8 @@ import torch
 
 from siu_lib import losses
 from siu_lib.finetune_data import FTRecord
-from siu_lib.models import EmbeddedConfig, build_embedded_model, format_example
+from siu_lib.models import format_example
+from siu_lib.embedded import EmbeddedConfig, build_embedded_model
 from siu_lib.train import collate_records, name_token_ids, vocab_mask_for
 from siu_lib.world import World, WorldConfig
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from siu_lib.errors import ConfigError, UnknownNameError
-from siu_lib.models import train_tokenizer
+from siu_lib.embedded import train_tokenizer
 from siu_lib.world import SALIENT_ATTRIBUTES, World, WorldConfig, color_distance
 
 CFG = WorldConfig(n_concepts=6, images_per_concept=8, image_size=32)
