@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from siu_lib import bench as bench_mod
+from siu_lib.bench import synthetic as synthetic_mod
 from siu_lib import paths
 from siu_lib.bench import (
     FORMAT_VERSION,
@@ -73,7 +73,7 @@ def test_same_world_gives_byte_identical_instances(instance: Path, tmp_path: Pat
     first, second = all_bytes(instance), all_bytes(again)
     assert first.keys() == second.keys()
     assert first == second
-    n_images = CFG.n_concepts * (CFG.images_per_concept + bench_mod.SPECIFICITY_IMAGES_PER_CONCEPT
+    n_images = CFG.n_concepts * (CFG.images_per_concept + synthetic_mod.SPECIFICITY_IMAGES_PER_CONCEPT
                                  + CFG.group_photos_per_pair)
     assert len(first) == n_images + 1
     manifest = json.loads(first["manifest.json"])
@@ -149,7 +149,7 @@ def test_a_complete_instance_is_a_cache(world: World, instance: Path,
     def fail(*_args: object) -> None:
         raise AssertionError("a complete instance must not be rewritten")
 
-    monkeypatch.setattr(bench_mod, "_save_image", fail)
+    monkeypatch.setattr(synthetic_mod, "_save_image", fail)
     assert write_synthetic(world, instance, progress=False) == instance
     assert {p: p.stat().st_mtime_ns for p in instance.rglob("*")} == before
 
@@ -173,7 +173,7 @@ def test_an_incomplete_instance_is_rebuilt_and_a_foreign_folder_refused(
 def test_a_failed_write_leaves_nothing(world: World, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     saved = []
-    real_save = bench_mod._save_image
+    real_save = synthetic_mod._save_image
 
     def save_then_fail(image: Image.Image, path: Path) -> None:
         if len(saved) == 10:
@@ -181,7 +181,7 @@ def test_a_failed_write_leaves_nothing(world: World, tmp_path: Path,
         saved.append(path)
         real_save(image, path)
 
-    monkeypatch.setattr(bench_mod, "_save_image", save_then_fail)
+    monkeypatch.setattr(synthetic_mod, "_save_image", save_then_fail)
     parent = tmp_path / "instances"
     with pytest.raises(RuntimeError, match="disk full"):
         write_synthetic(world, parent / "synthetic", progress=False)
