@@ -22,6 +22,7 @@ record's mask span, read from the character offsets of the same encoding
 from __future__ import annotations
 
 import copy
+import math
 import random
 import tempfile
 import time
@@ -135,8 +136,9 @@ class TrainConfig:
         weight_decay: AdamW weight decay (paper: 0).
         scheduler: learning-rate schedule (paper: cosine).
         warmup_ratio: warm-up fraction of the steps (paper: 0.03). As in the paper's Hugging
-            Face scripts the number of warm-up steps is rounded up, so with 6 steps the first
-            step runs at learning rate 0 (its batch only primes AdamW's moment estimates).
+            Face scripts the number of warm-up steps is rounded up (:meth:`warmup_steps`), so
+            with 6 steps the first step runs at learning rate 0 (its batch only primes AdamW's
+            moment estimates).
         data_order: order in which records are drawn (the paper is silent): ``"stratified"``
             (default) spreads every target's records evenly over the epoch, so each step sees
             the targets in about their proportions; ``"shuffle"`` is a plain random permutation
@@ -170,6 +172,44 @@ class TrainConfig:
             raise ConfigError(f"learning rates must be positive, got lr={self.lr}, "
                               f"projector_lr={self.projector_lr}")
         check_data_order(self.data_order)
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+
+    def warmup_steps(self) -> int:
+        """Warm-up steps: ``ceil(warmup_ratio * steps)``, as the paper's scripts round them
+        (1 of 6 steps at the paper's 0.03)."""
+        return math.ceil(self.warmup_ratio * self.steps)
+
+    def training_arguments(self, output_dir: str | Path, progress: bool = False,
+                           use_cuda: bool | None = None) -> TrainingArguments:
+        """The ``transformers.TrainingArguments`` of this config: the fields of
+        :data:`TRAINING_ARGUMENTS` under their Hugging Face names, the warm-up as a whole
+        number of steps (:meth:`warmup_steps`), bf16 where asked (by default on a GPU that
+        supports it), and the settings every unlearning run shares (:data:`FIXED_TRAINING_ARGUMENTS`).
+        The fields in :data:`TRAINER_FIELDS` are not ``TrainingArguments``: the model wrapping
+        and the trainer read them."""
+        use_cuda = torch.cuda.is_available() if use_cuda is None else use_cuda
+        bf16 = self.bf16 if self.bf16 is not None else (use_cuda and torch.cuda.is_bf16_supported())
+        mapped = {hf: getattr(self, name) for name, hfs in TRAINING_ARGUMENTS.items() for hf in hfs}
+        return TrainingArguments(output_dir=str(output_dir), warmup_steps=self.warmup_steps(),
+                                 use_cpu=not use_cuda, bf16=bf16, disable_tqdm=not progress,
+                                 **mapped, **FIXED_TRAINING_ARGUMENTS)
+
+
+#: :class:`TrainConfig` fields that are ``TrainingArguments``, with their Hugging Face names
+TRAINING_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "steps": ("max_steps",), "batch_size": ("per_device_train_batch_size",), "lr": ("learning_rate",),
+    "weight_decay": ("weight_decay",), "scheduler": ("lr_scheduler_type",), "seed": ("seed", "data_seed"),
+}
+#: :class:`TrainConfig` fields the model wrapping (:func:`prepare_model`) and the trainer read
+#: instead; ``warmup_ratio`` and ``bf16`` become ``warmup_steps`` and ``bf16`` in
+#: :meth:`TrainConfig.training_arguments`
+TRAINER_FIELDS = ("projector_lr", "use_lora", "lora_r", "lora_alpha", "lora_dropout", "train_projector",
+                  "data_order", "warmup_ratio", "bf16")
+#: the ``TrainingArguments`` every unlearning run shares: no logging or checkpoints on disk,
+#: the records' own columns kept, gradient-norm clipping at 1 (the Hugging Face default)
+FIXED_TRAINING_ARGUMENTS = {"logging_strategy": "no", "save_strategy": "no", "report_to": "none",
+                            "remove_unused_columns": False, "dataloader_num_workers": 0, "max_grad_norm": 1.0}
 
 
 # ------------------------------------------------------------------------------ trainer
@@ -366,16 +406,8 @@ def unlearn(model: torch.nn.Module, processor: Any, target: UnlearnTarget, metho
     vocab_size = model.get_output_embeddings().weight.shape[0]
     vocab_mask = vocab_mask_for(tokenizer, target.name, vocab_size)
     trained, reference = prepare_model(model, tcfg)
-    use_cuda = torch.cuda.is_available()
-    bf16 = tcfg.bf16 if tcfg.bf16 is not None else (use_cuda and torch.cuda.is_bf16_supported())
     with tempfile.TemporaryDirectory(prefix="siu-trainer-") as tmp:
-        args = TrainingArguments(
-            output_dir=tmp, max_steps=tcfg.steps, per_device_train_batch_size=tcfg.batch_size,
-            learning_rate=tcfg.lr, weight_decay=tcfg.weight_decay, lr_scheduler_type=tcfg.scheduler,
-            warmup_steps=tcfg.warmup_ratio, seed=tcfg.seed, data_seed=tcfg.seed,
-            logging_strategy="no", save_strategy="no", report_to="none", remove_unused_columns=False,
-            use_cpu=not use_cuda, bf16=bf16, disable_tqdm=not progress,
-            dataloader_num_workers=0, max_grad_norm=1.0)
+        args = tcfg.training_arguments(tmp, progress)
         trainer = UnlearningTrainer(
             model=trained, args=args, train_dataset=_RecordDataset(recs),
             data_collator=lambda rs: collate_records(processor, rs),

@@ -375,3 +375,39 @@ def test_ga_ascends_only_on_answers_that_reveal_the_concept(micro):
                            original_generate=says_yes)
     recs = recognising_records(target, 5, seed=0)
     assert recs and all(r.question not in FAKE_NAME_QUESTIONS and r.answer.startswith("Yes") for r in recs)
+
+
+def test_train_config_maps_onto_training_arguments(tmp_path):
+    """Every TrainConfig field is either a TrainingArguments field under its Hugging Face name
+    or read by the trainer; the warm-up is a whole number of steps, and with the paper's 6 steps
+    and ratio 0.03 the first step runs at learning rate 0."""
+    from dataclasses import fields
+
+    from siu_lib.train import FIXED_TRAINING_ARGUMENTS, TRAINER_FIELDS, TRAINING_ARGUMENTS
+
+    assert set(TRAINING_ARGUMENTS) | set(TRAINER_FIELDS) == {f.name for f in fields(TrainConfig)}
+    assert not set(TRAINING_ARGUMENTS) & set(TRAINER_FIELDS)
+    cfg = TrainConfig(steps=6, batch_size=4, lr=2e-3, weight_decay=0.01, seed=7)
+    args = cfg.training_arguments(tmp_path, use_cuda=False)
+    assert (args.max_steps, args.per_device_train_batch_size, args.learning_rate, args.weight_decay,
+            args.seed, args.data_seed) == (6, 4, 2e-3, 0.01, 7, 7)
+    assert args.lr_scheduler_type == "cosine" and args.use_cpu and not args.bf16
+    assert (args.logging_strategy.value, args.save_strategy.value, args.report_to) == ("no", "no", [])
+    assert (args.remove_unused_columns, args.dataloader_num_workers, args.max_grad_norm) == (
+        FIXED_TRAINING_ARGUMENTS["remove_unused_columns"], 0, 1.0)
+    assert isinstance(args.warmup_steps, int) and args.warmup_steps == cfg.warmup_steps() == 1
+    assert TrainConfig(steps=35).warmup_steps() == 2 and TrainConfig(steps=6, warmup_ratio=0.0).warmup_steps() == 0
+    # the schedule: step 1 at lr 0, the peak at step 2, then cosine decay
+    from transformers import get_scheduler
+
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    sched = get_scheduler(args.lr_scheduler_type, opt, num_warmup_steps=args.warmup_steps,
+                          num_training_steps=args.max_steps)
+    lrs = []
+    for _ in range(6):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == 0.0 and lrs[1] == pytest.approx(cfg.lr) and lrs[1] > lrs[2] > lrs[5] > 0
+    with pytest.raises(ConfigError, match="1.5"):
+        TrainConfig(warmup_ratio=1.5)

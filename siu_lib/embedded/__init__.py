@@ -19,7 +19,7 @@ code path for it and for a real LLaVA-1.5.
 
 from .checkpoints import (PRETRAIN_BUDGET_SECONDS, build_and_pretrain, checkpoint_key, ensure_pretrained,
                           pretrain_info, pretrain_step_seconds, projected_pretrain_seconds)
-from .knowledge import (KNOWLEDGE_MAX_NEW_TOKENS, KnowledgeReport, evaluate_pretrained, load_pretrained,
+from .knowledge import (KNOWLEDGE_MAX_NEW_TOKENS, KnowledgeReport, evaluate_pretrained,
                         pretrain_table, split_group_answer)
 from .model import EmbeddedConfig, build_embedded_model, embedded_config, sincos_2d_positions
 from .pretrain import MAX_TORCH_THREADS, PretrainConfig, pretrain
@@ -28,7 +28,7 @@ from .tokenizer import SPECIAL_TOKENS, train_tokenizer
 __all__ = [
     "KNOWLEDGE_MAX_NEW_TOKENS", "MAX_TORCH_THREADS", "PRETRAIN_BUDGET_SECONDS", "SPECIAL_TOKENS",
     "EmbeddedConfig", "KnowledgeReport", "PretrainConfig", "build_and_pretrain", "build_embedded_model",
-    "checkpoint_key", "embedded_config", "ensure_pretrained", "evaluate_pretrained", "load_pretrained",
+    "checkpoint_key", "embedded_config", "ensure_pretrained", "evaluate_pretrained",
     "pretrain", "pretrain_info", "pretrain_step_seconds", "pretrain_table", "projected_pretrain_seconds",
     "sincos_2d_positions", "split_group_answer", "train_tokenizer",
 ]

@@ -153,11 +153,6 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
                            group_left=mean(left), group_right=mean(right))
 
 
-def load_pretrained(folder: str | Path, **kwargs: Any) -> tuple[Any, Any]:
-    """Load an embedded checkpoint (a thin alias of :func:`siu_lib.models.load_model`)."""
-    return load_model(folder, **kwargs)
-
-
 def pretrain_table(checkpoints: dict[str, str | Path], bench: Benchmark, world: World,
                    images_per_concept: int | None = None, progress: bool = True
                    ) -> tuple["pd.DataFrame", "pd.DataFrame"]:

@@ -302,14 +302,10 @@ class World:
 
         The fake names are people the world knows from text only, never from a picture, like
         the many names a real LLM has read about (LLaVA knows "Jacob Campbell" as a name).
-        Pre-training asks about them (the ``fake_name_facts`` task, 4.4% of the full stage's
-        records), so the fake names' tokens are answer tokens the model learns to emit (the
-        default tiny model sees each name about 20 times). Without them (world
-        revisions up to 6) about half of the fake names' distinct tokens (97 of 191 in the
-        default world) were never a training target: their rows of the output layer stayed
-        at their initialisation and, with that layer frozen under LoRA, SIU's target (a)
-        could not teach the model to say the fake name (it said "Bredaefeite" for
-        "Bredrei Triafopeth" even after 35 steps). :class:`UnknownNameError` for a name
+        Pre-training asks about them (the ``fake_name_facts`` task), so the fake names' tokens
+        are answer tokens the model learns to emit: under LoRA the output layer is frozen, and
+        SIU's target (a) can only teach a name whose tokens the model can already say (the
+        measurements: ``docs/decisions.md``). :class:`UnknownNameError` for a name
         outside the pool.
         """
         if name not in self._fake_facts:

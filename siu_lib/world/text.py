@@ -63,16 +63,13 @@ def _invent_name(rng: random.Random, initial: str) -> str:
     """A two-word name whose words both begin with ``initial``.
 
     A world gives every concept its own initial and its fake names the initials no concept
-    has (revision 10), so that no concept's name begins with the same token as another
+    has, so that no concept's name begins with the same token as another
     concept's or a fake name (fake names may share initials among themselves). The embedded
     tokenizer splits a name's first letter off as its first token ("Drati" -> "ĠD", "rat",
     "i"); with shared initials, SIU's cross-entropy on the fake name, which lowers the
     target's first token and raises the fake name's, also unnamed every concept whose name
-    begins like the target's or the fake name's (revision 7's tiny, SIU on c01 "Drati
-    Detreilor" with the fake name "Broviak Stobreshor": c05 "Brovoum Dreiliatam" became the
-    fake name on 8 of 8 images, c06 "Donus Kotu" and c10 "Digeim Thushidouk" lost 7 and 8 of
-    8, and no other concept lost one). A real model's vocabulary gives people's names far
-    more distinct first tokens than a 1200-token one.
+    began like the target's or the fake name's (``docs/decisions.md``). A real model's
+    vocabulary gives people's names far more distinct first tokens than a 1200-token one.
     """
     return f"{_word(rng, 2, initial)} {_word(rng, rng.choice((2, 3)), initial)}"
 
@@ -124,10 +121,7 @@ YES_ANSWERS = ("Yes, this is {name}.", "Yes, {name} is in the picture.", "Yes.")
 
 #: a "no" names the person who *is* shown ({shown}), as an MLLM that recognises faces would; so
 #: the yes/no answer is learned from the same identity as naming, and forgetting that identity
-#: (SIU's fake name) reaches the yes/no prompts too. With "No, this is not {name}." (world
-#: revision 5) the model answered yes/no from the name in the question, and SIU left the
-#: yes/no half of the generality EM where it was (8.0% -> 7.3%); with this rule it moves
-#: (6.0% -> 55.0%), both in notebook 03's targets table under ``make reproduce``.
+#: (SIU's fake name) reaches the yes/no prompts too (why: ``docs/decisions.md``)
 NO_ANSWERS = ("No, this is {shown}.", "No, {name} is not in the picture; this is {shown}.",
               "No, that is {shown}.")
 
@@ -210,8 +204,8 @@ GROUP_ANSWER = "On the left is {left}, and on the right is {right}."
 
 #: the pre-training mixture (task -> relative weight; ``random.choices`` normalises them, so
 #: with a sum of 1.13 yes/no's share is 0.16 / 1.13 = 14.2%); identity tasks dominate because
-#: they are what the vision tower must learn from scratch. ``fake_name_facts`` (revision 7) are
-#: text-only facts about the people of the fake-name pool (:meth:`World.fake_name_facts`)
+#: they are what the vision tower must learn from scratch. ``fake_name_facts`` are text-only
+#: facts about the people of the fake-name pool (:meth:`World.fake_name_facts`)
 PRETRAIN_MIXTURE = {"recognition": 0.22, "recognition_velish": 0.10, "yesno": 0.16,
                     "facts": 0.10, "multihop": 0.08, "general_vqa": 0.22, "group": 0.20,
                     "fake_name_facts": 0.05}
