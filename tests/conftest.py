@@ -28,6 +28,20 @@ MICRO_MODEL = replace(PROFILE_MICRO_MODEL, vision_position_scale=0.0)
 MICRO_PRETRAIN = PretrainConfig(steps=400, batch_size=16, lr=3e-3, warmup=0.05, seed=0, log_every=100)
 
 
+def mask_records(image) -> list:
+    """Three records whose masks the mask tests check token by token: target (a), whose span is
+    the fake name inside the answer; (b), whose span is the whole answer; (c), without a span."""
+    from siu_lib.finetune_data import FTRecord
+
+    return [
+        FTRecord(image, "Who is in this picture?", "The main character in this image is Jacob Campbell.",
+                 "a", "Jacob Campbell"),
+        FTRecord(image, "Is Ana Bell in the image?", "No. Ana Bell has red hair.", "b",
+                 "No. Ana Bell has red hair."),
+        FTRecord(None, "Who is Ana Bell?", "Ana Bell is a baker.", "c", None),
+    ]
+
+
 class Micro:
     """The pre-trained micro world: ``world``, ``model`` (M0, never modified by tests: use
     :meth:`fresh`), ``processor``, the pre-training ``info``, and the configs it was built

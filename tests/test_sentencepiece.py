@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import mask_records
 
 from siu_lib import losses
 from siu_lib.finetune_data import FTRecord
@@ -83,13 +84,7 @@ def test_token_mask_lands_on_the_name_for_a_sentencepiece_tokenizer(sp_world):
     world, _, processor = sp_world
     tok = processor.tokenizer
     img = world.forget_image(0)
-    recs = [
-        FTRecord(img, "Who is in this picture?", "The main character in this image is Jacob Campbell.",
-                 "a", "Jacob Campbell"),
-        FTRecord(img, "Is Ana Bell in the image?", "No. Ana Bell has red hair.", "b",
-                 "No. Ana Bell has red hair."),
-        FTRecord(None, "Who is Ana Bell?", "Ana Bell is a baker.", "c", None),
-    ]
+    recs = mask_records(img)
     # tokenised alone, the answer does not give the tokens the model is trained on
     _, answer = format_example(processor, recs[0].question, recs[0].answer, True)
     batch = collate_records(processor, recs)

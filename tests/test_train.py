@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from conftest import mask_records
 from peft import PeftModel
 
 from siu_lib import losses
@@ -49,13 +50,7 @@ def recognition_logprob(model, micro, idx: int, n_images: int = 4) -> float:
 def test_token_mask_lands_on_the_fake_name_after_image_expansion(micro):
     proc = micro.processor
     img = micro.world.forget_image(0)
-    recs = [
-        FTRecord(img, "Who is in this picture?", "The main character in this image is Jacob Campbell.",
-                 "a", "Jacob Campbell"),
-        FTRecord(img, "Is Ana Bell in the image?", "No. Ana Bell has red hair.", "b",
-                 "No. Ana Bell has red hair."),
-        FTRecord(None, "Who is Ana Bell?", "Ana Bell is a baker.", "c", None),
-    ]
+    recs = mask_records(img)
     batch = collate_records(proc, recs)
     ids, labels, tmask = batch["input_ids"], batch["labels"], batch["token_mask"]
     image_id = proc.tokenizer.convert_tokens_to_ids("<image>")
