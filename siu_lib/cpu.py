@@ -93,12 +93,13 @@ def current_path() -> str:
 def cpu_path_info() -> dict[str, Any]:
     """The code path of this process, for the provenance: ``path`` (:func:`current_path`),
     ``requested`` (:data:`SWITCH`), ``capability`` (PyTorch's), and each variable of
-    :data:`PINNED_ENV` with its value (``None`` when unset) and who set it (``siu_lib`` or
-    ``user``)."""
+    :data:`PINNED_ENV` with its value (``None`` when unset) and where it was set: ``siu_lib``
+    (by :func:`pin_cpu_path` in this process) or ``environment`` (before the process started:
+    by the Makefile, which sets the pinned values, or by the user, whose value wins)."""
     import torch
 
     env = {k: {"value": os.environ.get(k),
-               "set_by": None if k not in os.environ else ("siu_lib" if k in _SET_HERE else "user")}
+               "set_by": None if k not in os.environ else ("siu_lib" if k in _SET_HERE else "environment")}
            for k in PINNED_ENV}
     return {"path": current_path(), "requested": requested_path(),
             "capability": torch.backends.cpu.get_cpu_capability(), "env": env}

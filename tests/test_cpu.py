@@ -73,7 +73,7 @@ def test_this_process_runs_the_pinned_path_and_records_it():
     assert info["path"] == "avx2" and info["capability"] == "AVX2" and info["requested"] == "avx2"
     assert {k: v["value"] for k, v in info["env"].items()} == {
         k: os.environ[k] for k in cpu.PINNED_ENV}
-    assert all(v["set_by"] in ("siu_lib", "user") for v in info["env"].values())
+    assert all(v["set_by"] in ("siu_lib", "environment") for v in info["env"].values())
 
 
 def _child(code: str, **env: str) -> dict:
@@ -102,7 +102,7 @@ def test_a_fresh_process_is_pinned_by_importing_the_package_and_the_switch_turns
     # another setting of one variable by the user wins, is recorded, and is not the pinned path
     user = _child(PROBE, ATEN_CPU_CAPABILITY="default")
     assert user["info"]["path"] == "native" and user["info"]["capability"] == "DEFAULT"
-    assert user["info"]["env"]["ATEN_CPU_CAPABILITY"] == {"value": "default", "set_by": "user"}
+    assert user["info"]["env"]["ATEN_CPU_CAPABILITY"] == {"value": "default", "set_by": "environment"}
     assert user["profile"] == "default-native"
 
 
