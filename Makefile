@@ -17,7 +17,7 @@ export MKL_CBWR ?= AVX2
 export ONEDNN_MAX_CPU_ISA ?= AVX2
 endif
 
-.PHONY: install reproduce test bench seeds clean
+.PHONY: install reproduce test bench seeds lab clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench: $(STAMP)
 ## data/results/$(PROFILE)/seed_spread.csv).
 seeds: $(STAMP)
 	$(BIN)/python scripts/seed_spread.py --profile $(PROFILE)
+
+## JupyterLab on the notebooks, in the project's environment (smoke profile unless PROFILE is given).
+lab: $(STAMP)
+	SIU_PROFILE=$(if $(filter command line,$(origin PROFILE)),$(PROFILE),smoke) $(BIN)/jupyter lab notebooks
 
 clean:
 	rm -rf notebooks/executed data/mmubench data/cache data/checkpoints
