@@ -2,7 +2,7 @@
 speak its chat format and batch examples for it.
 
 The embedded default (:mod:`siu_lib.embedded`) and a real LLaVA-1.5 both go through these
-functions, so unlearning, generation, metrics and attacks run one code path for both.
+functions, so unlearning, generation and metrics run one code path for both.
 
 Chat format (LLaVA-1.5, "vicuna v1" without system prompt)::
 

@@ -5,7 +5,7 @@ It is a :class:`~transformers.LlavaForConditionalGeneration` (a CLIP vision towe
 MLP projector and a Llama language model) with a byte-level BPE tokenizer trained on the world's
 text and a :class:`~transformers.LlavaProcessor`. Saved with ``save_pretrained`` it is a
 checkpoint folder that loads exactly like ``llava-hf/llava-1.5-7b-hf``
-(:func:`siu_lib.models.load_model`), so unlearning, generation, metrics and attacks run one
+(:func:`siu_lib.models.load_model`), so unlearning, generation and metrics run one
 code path for it and for a real LLaVA-1.5.
 
 * :mod:`.tokenizer`: :func:`train_tokenizer`;
