@@ -38,8 +38,8 @@ class Profile:
             and Table 7 (notebook 04).
         seeds: unlearning seeds per result (paper: 3).
         step_grid: step counts of the step curves (paper: 6 ... 35).
-        sweep: the settings of notebook 03's selection sweep (overrides of ``unlearn``; the
-            empty setting is ``unlearn`` itself), run on the targets protocol, where the rule
+        sweep: the settings of notebook 03's selection sweep (overrides of ``unlearn``; a
+            setting whose config equals ``unlearn`` is the default itself), run on the targets protocol, where the rule
             of :func:`siu_lib.analysis.choose_setting` is applied to them (on the default
             profile it picks ``unlearn``: ``tests/test_evaluate.py`` checks the committed
             ``siu_sweep.csv``; the smoke profile's micro runs only exercise the chain).
