@@ -141,6 +141,7 @@ def plot_tradeoff(sweep: "Any", chosen: str | None = None, min_ratio: float | No
                lw=0, label=f"targets (ratio \u2265 {min_ratio:g}, EM \u2265 {min_em:g})")
     ax.axvline(min_ratio, color="tab:green", lw=0.8, ls="--")
     ax.axhline(min_em, color="tab:green", lw=0.8, ls="--")
+    placed: list[tuple[float, float]] = []  # label anchors above-right, in axis fractions
     for row in sweep.itertuples():
         inside = bool(row.in_recipe)
         ax.scatter(row.recognition_ratio, row.generality_em, s=46, marker="o" if inside else "s",
@@ -149,11 +150,19 @@ def plot_tradeoff(sweep: "Any", chosen: str | None = None, min_ratio: float | No
         if row.setting == chosen:
             ax.scatter(row.recognition_ratio, row.generality_em, s=180, facecolor="none",
                        edgecolor="black", lw=1.4, zorder=4, label=f"chosen: {chosen}")
-        # the chosen point's label goes below left, clear of its ring and of close neighbours
-        below = row.setting == chosen
+        # the chosen point's label goes below left, clear of its ring; a label that would
+        # overlap one already placed above right of a close neighbour goes below right
+        fx, fy = (row.recognition_ratio - x0) / (x1 - x0), (row.generality_em - y0) / (101.0 - y0)
+        crowded = any(abs(fx - px) < 0.06 and abs(fy - py) < 0.04 for px, py in placed)
+        if row.setting == chosen:
+            offset, ha = (-9, -13), "right"
+        elif crowded:
+            offset, ha = (4, -10), "left"
+        else:
+            offset, ha = (4, 3), "left"
+            placed.append((fx, fy))
         ax.annotate(row.setting, (row.recognition_ratio, row.generality_em), fontsize=7,
-                    xytext=(-9, -13) if below else (4, 3), ha="right" if below else "left",
-                    textcoords="offset points")
+                    xytext=offset, ha=ha, textcoords="offset points")
     ax.scatter([], [], marker="o", facecolor="tab:blue", edgecolor="tab:blue", label="paper's recipe")
     ax.scatter([], [], marker="s", facecolor="none", edgecolor="tab:red", label="outside the recipe")
     ax.set_xlim(x0, x1)
