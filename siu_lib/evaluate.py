@@ -80,12 +80,12 @@ def _fact_pairs(concept: Any) -> list[tuple[str, str]]:
 def _evaluation_metrics(names: Sequence[str] | None) -> list[str]:
     """The registered metrics an evaluation computes: ``names`` (checked), or every metric that
     is computed from an evaluation, in registration order."""
+    known = [n for n, m in METRICS.items() if m.from_context is not None]
     if names is None:
-        return [n for n, m in METRICS.items() if m.from_context is not None]
-    unknown = [n for n in names if n not in METRICS or METRICS[n].from_context is None]
+        return known
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise UnknownNameError(f"unknown evaluation metric(s) {unknown}; known: "
-                               f"{[n for n, m in METRICS.items() if m.from_context is not None]}")
+        raise UnknownNameError(f"unknown evaluation metric(s) {unknown}; known: {known}")
     return list(names)
 
 

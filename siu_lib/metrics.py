@@ -50,7 +50,7 @@ from .errors import ConfigError, SIUError, UnknownNameError
 from .generate import answer_logprobs
 from .judges import Judge, concept_name
 from .models import (IGNORE_INDEX, Example, ModelLike, batch_to_model, collate_examples,
-                     format_prompt, name_token_ids)
+                     format_prompt, is_text_piece, name_token_ids)
 
 #: Prompt kinds of :func:`exact_match_forgetting`.
 PROMPT_KINDS = ("open", "yesno")
@@ -307,7 +307,7 @@ def special_token_id(tokenizer: Any, token: str) -> int:
         raise ConfigError(f"empty special token {token!r}")
     ids = tokenizer(" " + token.strip(), add_special_tokens=False)["input_ids"]
     for i in ids:
-        if tokenizer.decode([i]).strip():
+        if is_text_piece(tokenizer, i):
             return int(i)
     raise ConfigError(f"special token {token!r} tokenises to whitespace only: {ids}")
 

@@ -327,7 +327,14 @@ def name_token_ids(tokenizer: Any, name: str) -> list[int]:
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     for v in variants:
         ids.update(tokenizer(v, add_special_tokens=False)["input_ids"])
-    return sorted(i for i in ids - special if tokenizer.decode([i]).strip(" \u2581\u0120\t\n"))
+    return sorted(i for i in ids - special if is_text_piece(tokenizer, i))
+
+
+def is_text_piece(tokenizer: Any, token_id: int) -> bool:
+    """Whether a token carries text: it decodes to more than whitespace and word-prefix marks
+    (SentencePiece's "▁", byte-level BPE's "Ġ"). The lone space piece a tokenizer emits before a
+    word it has no joined piece for is not."""
+    return bool(tokenizer.decode([token_id]).strip(" \u2581\u0120\t\n"))
 
 
 def collate_examples(
@@ -355,11 +362,12 @@ def collate_examples(
         raise ConfigError("collate_examples needs at least one example")
     if spans is not None and len(spans) != len(examples):
         raise ConfigError(f"spans needs one entry per example: {len(spans)} for {len(examples)}")
-    prompts, fulls = [], []
+    prompts, answers, fulls = [], [], []
     images = [ex.image for ex in examples if ex.image is not None]
     for ex in examples:
         prompt, answer = format_example(processor, ex.question, ex.answer, ex.image is not None)
         prompts.append(prompt)
+        answers.append(answer)
         fulls.append(prompt + answer)
     tokenizer = processor.tokenizer
     offsets = {"return_offsets_mapping": True} if spans is not None else {}
@@ -388,10 +396,8 @@ def collate_examples(
             labels[ids == image_token_id] = IGNORE_INDEX
         mask = None
         if spans is not None:
-            _, answer = format_example(processor, examples[i].question, examples[i].answer,
-                                       examples[i].image is not None)
             mask = answer_span_mask(full_enc["offset_mapping"][i][kept], labels != IGNORE_INDEX,
-                                    answer, spans[i])
+                                    answers[i], spans[i])
         if max_length is not None and len(ids) > max_length:
             if n_prompt >= max_length:
                 raise ConfigError(
