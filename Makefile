@@ -3,13 +3,16 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 PROFILE ?= default
+SET     ?=
 STAMP   := $(VENV)/.siu-installed
-EXEC_DIR := notebooks/executed/$(PROFILE)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+# the smoke profile's executed notebooks, whose outputs nbval compares (make nbval-outputs)
+NBVAL_DIR := tests/nbval
 
 # The pinned CPU code path of siu_lib.cpu, for every process a target starts (notebook kernels
-# included): AVX2 kernels in PyTorch, MKL and oneDNN on any x86-64 CPU. A variable already set
-# in the environment wins; SIU_CPU_PATH=native turns the pin off (faster, not reproducible).
+# included): AVX2 kernels in PyTorch, MKL and oneDNN on any x86-64 CPU (siu_lib.cpu also runs
+# PyTorch on two threads). A variable already set in the environment wins; SIU_CPU_PATH=native
+# turns the pin off (faster, not reproducible).
 export SIU_CPU_PATH ?= avx2
 ifneq ($(SIU_CPU_PATH),native)
 export ATEN_CPU_CAPABILITY ?= avx2
@@ -17,7 +20,7 @@ export MKL_CBWR ?= AVX2
 export ONEDNN_MAX_CPU_ISA ?= AVX2
 endif
 
-.PHONY: install reproduce test bench seeds lab clean
+.PHONY: install reproduce nbval-outputs test bench seeds lab clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,18 +29,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Run every notebook in order through papermill (PROFILE=default|smoke).
+## Run every notebook in order through papermill (PROFILE=default|smoke), skipping those whose
+## inputs are unchanged (FORCE=1 reruns all); SET="world_seed=11 ..." overrides profile fields
+## for one run, whose results go to a folder of their own (siu_lib/chain.py).
 reproduce: $(STAMP)
-	mkdir -p $(EXEC_DIR)
-	@set -e; for nb in $(NOTEBOOKS); do \
-	  echo "== $$nb (profile $(PROFILE))"; \
-	  SIU_PROFILE=$(PROFILE) $(BIN)/papermill --kernel python3 --cwd notebooks $$nb $(EXEC_DIR)/$$(basename $$nb) -p PROFILE $(PROFILE); \
-	done
+	$(BIN)/python -m siu_lib.chain --profile $(PROFILE) --set "$(SET)" $(if $(FORCE),--force)
 
-## Unit + integration tests, then nbval on every notebook under the smoke profile.
+## Store the smoke profile's executed notebooks as the outputs nbval compares with.
+nbval-outputs: $(STAMP)
+	$(BIN)/python -m siu_lib.chain --profile smoke
+	$(BIN)/python -m siu_lib.chain --store-nbval $(NBVAL_DIR)
+
+## Unit + integration tests, then nbval (strict) on every notebook under the smoke profile.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
-	SIU_PROFILE=smoke $(BIN)/python -m pytest -q --nbval-lax -p no:cacheprovider $(NOTEBOOKS)
+	SIU_PROGRESS=off $(BIN)/python -m pytest -q --nbval -p no:cacheprovider $(NBVAL_DIR)/*.ipynb
 
 ## Speed and memory benchmarks (writes data/bench/*.csv).
 bench: $(STAMP)
@@ -51,7 +57,7 @@ seeds: $(STAMP)
 
 ## JupyterLab on the notebooks, in the project's environment (smoke profile unless PROFILE is given).
 lab: $(STAMP)
-	SIU_PROFILE=$(if $(filter command line,$(origin PROFILE)),$(PROFILE),smoke) $(BIN)/jupyter lab notebooks
+	SIU_PROFILE=$(if $(filter command line,$(origin PROFILE)),$(PROFILE),smoke) SIU_SET="$(SET)" $(BIN)/jupyter lab notebooks
 
 clean:
-	rm -rf notebooks/executed data/mmubench data/cache data/checkpoints
+	rm -rf data/mmubench data/cache data/checkpoints data/chain

@@ -5,8 +5,14 @@ JSON stays clean (no outputs, no execution counts) and reviewable. Run:
 
     .venv/bin/python scripts/build_notebooks.py
 
-Every notebook has a ``parameters`` cell (papermill injects ``PROFILE``) and calls the library
-only: logic lives in ``siu_lib`` where the tests reach it.
+Every notebook has a ``parameters`` cell (papermill injects ``PROFILE`` and ``SET``, the
+profile's overrides for one run) and calls the library only: logic lives in ``siu_lib`` where
+the tests reach it. Its metadata declares the result files it reads and writes
+(:data:`NOTEBOOK_IO`), from which the chain (``siu_lib.chain``) decides what to rerun; a cell
+whose output nbval must not compare carries the ``nbval-ignore-output`` tag and its reason.
+After editing, rerun the chain for the smoke profile and store its outputs for nbval
+(``make nbval-outputs``), and for the default profile (``make reproduce``) to regenerate the
+committed executed notebooks.
 """
 
 from __future__ import annotations
@@ -19,26 +25,35 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 ROOT = Path(__file__).resolve().parents[1]
 
 PARAMETERS = '''import os
-PROFILE = os.environ.get("SIU_PROFILE", "default")  # papermill: -p PROFILE smoke'''
+PROFILE = os.environ.get("SIU_PROFILE", "default")  # papermill: -p PROFILE smoke
+SET = os.environ.get("SIU_SET", "")  # overrides of profile fields for this run (siu_lib.overrides)'''
 
 SETUP = '''import warnings
 warnings.filterwarnings("ignore")
 import pandas as pd
 from IPython.display import display
 from siu_lib.profiles import get_profile
-from siu_lib.paths import results_dir
+from siu_lib.paths import repo_relative, results_dir
 from siu_lib.plots import figure_dir
-profile = get_profile(PROFILE)
+profile = get_profile(PROFILE, SET)
 RESULTS, FIGURES = results_dir(profile.name), figure_dir(profile.name)
-print(f"profile {profile.name}: results -> {RESULTS}, figures -> {FIGURES}")'''
+print(f"profile {profile.name}: results -> {repo_relative(RESULTS)}, figures -> {repo_relative(FIGURES)}")'''
 
 
 def md(text: str):
     return new_markdown_cell(text.strip())
 
 
-def code(text: str, tags: tuple[str, ...] = ()):
+#: nbval's tag for a cell whose output is not compared with the stored smoke output
+IGNORE_OUTPUT = "nbval-ignore-output"
+
+
+def code(text: str, tags: tuple[str, ...] = (), ignore: str | None = None):
+    """A code cell; ``ignore`` (the reason) marks its output as one nbval does not compare."""
     cell = new_code_cell(text.strip())
+    if ignore:
+        tags = (*tags, IGNORE_OUTPUT)
+        cell.metadata["nbval_ignore_reason"] = ignore
     if tags:
         cell.metadata["tags"] = list(tags)
     return cell
@@ -68,7 +83,7 @@ pd.DataFrame([{"id": c.concept_id, "name": c.name, **c.attributes,
         code('''sheet = world.contact_sheet(columns=min(10, len(world.concepts)), scale=2)
 path = FIGURES / "contact_sheet.png"
 sheet.save(path)
-print("saved", path.relative_to(path.parents[1]))
+print("saved", repo_relative(path))
 sheet'''),
         md("## Variation within one identity\nPosition, scale, rotation, background, lighting and noise vary; the forget image (left) is a clear, centred view."),
         code('''from PIL import Image
@@ -87,9 +102,18 @@ t2 = time.perf_counter()
 print(f"instance synthetic-{synthetic_key(profile.world)}: {len(bench.concepts)} concepts, "
       f"{sum(len(bench.generality_image_paths(c.concept_id)) for c in bench.concepts)} generality images, "
       f"{len(bench.group_photos)} group photos, {len(bench.general_vqa)} general VQA items")
-print(f"build (or cache hit) {t1 - t0:.1f} s, load with image checks {t2 - t1:.2f} s")
 splits = {name: set(bench.split(name)) for name in ("forget", "generality", "specificity")}
 assert not (splits["forget"] & splits["generality"]) and not (splits["generality"] & splits["specificity"])'''),
+        code('''print(f"build (or cache hit) {t1 - t0:.1f} s, load with image checks {t2 - t1:.2f} s")''',
+             ignore="wall time on this machine"),
+        md("## The manifest\n`manifest.json` is the whole instance apart from its images: each top-level entry with its number of items, then the first concept's record (lists cut to two items)."),
+        code('''import json
+from siu_lib.bench.format import MANIFEST_NAME
+manifest = json.loads((root / MANIFEST_NAME).read_text(encoding="utf-8"))
+display(pd.Series({k: len(v) if isinstance(v, (list, dict)) else v for k, v in manifest.items()},
+                  name=MANIFEST_NAME).to_frame())
+print(json.dumps({k: v[:2] + ["..."] if isinstance(v, list) and len(v) > 2 else v
+                  for k, v in manifest["concepts"][0].items()}, indent=1))'''),
         code('''c = bench.concepts[0]
 pd.Series({k: v[:3] for k, v in c.prompts.items()}, name=f"prompt sets of {c.name} (first 3 each)").to_frame()'''),
         md("## The `paper` instance\nThe 20 concepts of the paper with their C-Dis probe questions and special tokens. No images ship: the loader reports which concepts still need them."),
@@ -132,13 +156,15 @@ world = World(profile.world)
 bench = load_benchmark(ensure_synthetic(profile.world))
 checkpoints = {size: ensure_pretrained(profile.world, profile.models[size], profile.pretrain[size])
                for size in profile.models}
-checkpoints'''),
+{size: path.name for size, path in checkpoints.items()}  # cached under data/checkpoints/<key>'''),
         md("## What the models know\nMeasured on **generality images** (never seen in pre-training). Targets: recognition ≥ 98% for every concept, text facts ≥ 95%, general VQA ≥ 90%, second-language recognition ≥ 95%, both identities named in group photos ≥ 90%. Two diagnostic columns follow: how often the model answers *yes* to \"is `<c>` in the image?\" when the image shows `c` (`yes_to_own`) and when it shows someone else (`yes_to_other`). Equal rates mean the yes/no answers ignore the face; that is the baseline against which the yes/no half of SIU's generality EM (notebooks 03–05) has to be read. A third rate, `yes_to_unknown`, asks the same questions (naming a concept) on pictures of strangers, faces the model never saw (`World.stranger`): the model's yes-bias on a face it does not know. It is not a bound on forgetting: notebook 03's never-seen reference, pre-trained without ever seeing five of the concepts but asked about them on other people's pictures, answers \"no\" on those concepts' own pictures (its name-level \"no\" is learned from those questions). The last two columns split the group photos by side: the left identity named before \"on the right\" (`group_left`) and the right identity named after it (`group_right`); a model that names one person twice fails one side."),
         code('''table, per_concept = pretrain_table(checkpoints, bench, world, images_per_concept=profile.eval_images)
 from siu_lib.results import atomic_write_csv
 atomic_write_csv(RESULTS / "pretrain.csv", table)
-table'''),
-        code('''per_concept.style.format("{:.0%}")'''),
+table.drop(columns="pretrain_seconds")'''),
+        code('''table[["model", "pretrain_seconds"]]  # wall time of the run that built each checkpoint''',
+             ignore="wall time of the machine that pre-trained the checkpoint"),
+        code('''per_concept.map("{:.0%}".format)'''),
         code('''from siu_lib.plots import plot_pretrain_losses
 fig = plot_pretrain_losses(checkpoints)
 fig.savefig(FIGURES / "pretrain_loss.png", dpi=120, bbox_inches="tight")'''),
@@ -208,7 +234,27 @@ targets section shows the trade-off they were chosen on. With 25 records and 6 s
 most once, and the warm-up rounds up to one step at learning rate 0, as in the paper's scripts;
 the records are drawn in a stratified order (`data_order`), so the steps see the four targets in
 about their proportions rather than, by chance, both (b) records in the zero-lr first step.
+
+First, what each mask does, on fixed tensors: a toy vocabulary of six ids (id 2 stands for the
+concept's name), one sequence whose first position is the prompt and whose third lies in a mask
+span. Switching a mask off shows the term it removes: K_S drops the span position from the KL,
+K_V drops the name's id from every position's sum (`siu_lib.losses`).
 """),
+        code('''import torch
+from siu_lib.losses import answer_ce, dmk_loss, joint_loss, kl_loss
+V = 6
+ref_logits = torch.arange(5 * V, dtype=torch.float32).mul(0.7).sin().mul(2).reshape(1, 5, V)  # p0
+logits = ref_logits + torch.arange(5 * V, dtype=torch.float32).mul(1.3).cos().reshape(1, 5, V)  # pθ
+labels = torch.tensor([[-100, 1, 2, 3, 4]])   # position 0 is the prompt
+token_mask = torch.tensor([[1, 1, 0, 1, 1]])  # K_S: position 2 lies in the mask span
+vocab_mask = torch.ones(V).index_fill(0, torch.tensor([2]), 0)  # K_V: the name's id is 0
+keep_all_ids, keep_all_positions = torch.ones(V), torch.ones_like(labels)
+ce, dmk = answer_ce(logits, labels), dmk_loss(logits, ref_logits, labels, token_mask, vocab_mask)
+pd.Series({"CE": ce, "KL (no mask)": kl_loss(logits, ref_logits, labels),
+           "DMK with K_S only": dmk_loss(logits, ref_logits, labels, token_mask, keep_all_ids),
+           "DMK with K_V only": dmk_loss(logits, ref_logits, labels, keep_all_positions, vocab_mask),
+           "DMK (K_S and K_V)": dmk, "L = 0.9 CE + 0.75 DMK": joint_loss(ce, dmk)},
+          name="loss").map(float).round(5).to_frame()'''),
         code('''from siu_lib.models import name_token_ids
 from siu_lib.train import unlearn
 print(profile.unlearn)
@@ -280,8 +326,10 @@ rows, originals = siu_target_runs("tiny", original, processor, bench, world.fake
 targets = siu_targets(rows, originals)
 display(rows[["concept", "seed", "efficacy", "generality_em", "generality_em_open", "generality_em_yesno",
               "open_names_fake", "open_names_nobody", "spec_recognition", "factual_retention",
-              "diversity", "train_seconds", "eval_seconds"]])
+              "diversity"]])
 targets'''),
+        code('''rows[["train_seconds", "eval_seconds"]].describe().loc[["mean", "min", "max"]].round(1)  # per run''',
+             ignore="wall time on this machine"),
         md("""
 ## The sweep behind the embedded defaults, and the trade-off it shows
 
@@ -426,7 +474,7 @@ from siu_lib.evaluate import EvalConfig
 from siu_lib.runs import RunSpec, run_one, original_report, original_row
 from siu_lib.results import atomic_write_csv
 from siu_lib.tables import TABLE1_METHODS, table1_jobs
-from tqdm.auto import tqdm
+from siu_lib.progress import progress_bar
 world = World(profile.world)
 bench = load_benchmark(ensure_synthetic(profile.world))
 eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
@@ -437,18 +485,20 @@ originals = {(size, cid): original_report(models[size][0], models[size][1], benc
              for size in models for cid in concepts}'''),
         md("## Table 1 runs: every method × model size × concept × seed, 6 steps"),
         code('''rows = [original_row(size, rep) for (size, cid), rep in originals.items()]
-for size, cid, m, seed in tqdm(table1_jobs(models, concepts, profile.seeds), desc="Table 1 runs"):
+for size, cid, m, seed in progress_bar(table1_jobs(models, concepts, profile.seeds), desc="Table 1 runs"):
     model, processor = models[size]
     rows.append(run_one(RunSpec(size, cid, m, seed, 6), model, processor, bench, world.fake_names,
                         profile.unlearn, eval_cfg, originals[(size, cid)], profile.name))
 table1_runs = pd.DataFrame(rows)
 atomic_write_csv(RESULTS / "table1_runs.csv", table1_runs)
-table1_runs.groupby(["model", "method"], sort=False)[["efficacy", "generality_em", "specificity", "train_seconds", "eval_seconds"]].mean()'''),
+table1_runs.groupby(["model", "method"], sort=False)[["efficacy", "generality_em", "specificity"]].mean()'''),
+        code('''table1_runs.groupby(["model", "method"], sort=False)[["train_seconds", "eval_seconds"]].mean().round(1)''',
+             ignore="wall time on this machine"),
         md("## Step curves: every method at 6 … 35 steps (the paper's Figs 2–3)\nThe `tiny` model, the first concept, seed 0; one row per run in `steps.csv`."),
         code('''model, processor = models["tiny"]
 cid = concepts[0]
 step_rows = [{**original_row("tiny", originals[("tiny", cid)]), "steps": 0}]
-for n in tqdm(profile.step_grid, desc="step curves"):
+for n in progress_bar(profile.step_grid, desc="step curves"):
     for m in TABLE1_METHODS:
         step_rows.append(run_one(RunSpec("tiny", cid, m, 0, n), model, processor, bench, world.fake_names,
                                  profile.unlearn, eval_cfg, originals[("tiny", cid)], profile.name))
@@ -517,6 +567,19 @@ else:
 }
 
 
+#: what each notebook reads and writes, for the chain's resume (``siu_lib.chain``): files of the
+#: profile's results folder (``reads``, ``writes``) and of its figures folder (``figures``)
+NOTEBOOK_IO = {
+    "01_build_mmubench.ipynb": {"figures": ["contact_sheet.png"]},
+    "02_pretrain_embedded_mllm.ipynb": {"writes": ["pretrain.csv"], "figures": ["pretrain_loss.png"]},
+    "03_unlearn_siu.ipynb": {"writes": ["siu_targets.csv", "siu_sweep.csv", "siu_sweep.json", "never_seen.csv"],
+                             "figures": ["siu_loss_terms.png", "siu_tradeoff.png"]},
+    "04_run_baselines.ipynb": {"writes": ["table1_runs.csv", "steps.csv"]},
+    "05_evaluate.ipynb": {"reads": ["table1_runs.csv", "steps.csv"], "writes": ["table1.csv", "table7.csv"],
+                          "figures": ["fig2_3_steps.png"]},
+}
+
+
 def build() -> list[Path]:
     """Write every notebook; return their paths."""
     out = []
@@ -525,7 +588,8 @@ def build() -> list[Path]:
             cell["id"] = f"{name.split('_')[0]}-{k:02d}"
         nb = new_notebook(cells=cells, metadata={
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-            "language_info": {"name": "python"}})
+            "language_info": {"name": "python"},
+            "siu": {key: NOTEBOOK_IO[name].get(key, []) for key in ("reads", "writes", "figures")}})
         path = ROOT / "notebooks" / name
         nbformat.write(nb, path)
         out.append(path)

@@ -14,6 +14,7 @@ import pandas as pd
 from .bench import Benchmark
 from .diagnostics import em_split_columns, open_kind_columns
 from .errors import ConfigError
+from .progress import progress_bar
 from .evaluate import EvalConfig, EvalReport, evaluate_unlearning
 from .finetune_data import SIUDataConfig
 from .methods import SIUConfig
@@ -41,10 +42,9 @@ def siu_target_runs(model_name: str, original: Any, processor: Any, bench: Bench
     :func:`open_kind_columns`), the reference of :func:`siu_targets`. With ``profile`` the runs' JSONs are written (see :func:`run_path`:
     their names do not cover the checkpoint, so pass ``None`` for a checkpoint other than the
     profile's own)."""
-    from tqdm.auto import tqdm
 
     reports = {cid: original_report(original, processor, bench, cid, eval_cfg) for cid in concept_ids}
-    bar = tqdm(total=len(concept_ids) * len(seeds), desc=f"SIU {model_name}", disable=not progress)
+    bar = progress_bar(total=len(concept_ids) * len(seeds), desc=f"SIU {model_name}", progress=progress)
     rows = _siu_runs(model_name, original, processor, bench, fake_names, train_cfg, eval_cfg,
                      reports, seeds, profile, None, bar)
     bar.close()
@@ -99,14 +99,13 @@ def never_seen_runs(model_name: str, original: Any, processor: Any, reference: A
     bar over the concepts. ``fake_names`` (the world's pool) count as known people in the
     rows' :func:`open_kind_columns`.
     """
-    from tqdm.auto import tqdm
 
     if reference_processor.tokenizer.get_vocab() != processor.tokenizer.get_vocab():
         raise ConfigError("the never-seen reference and the original model have different "
                           "vocabularies; pre-train both on the same world")
     unseen = tuple(concept_ids if withheld is None else withheld)
     rows = []
-    for cid in tqdm(concept_ids, desc=f"never-seen {model_name}", disable=not progress):
+    for cid in progress_bar(concept_ids, desc=f"never-seen {model_name}", progress=progress):
         oe = original_report(original, processor, bench, cid, eval_cfg, unseen)
         report = evaluate_unlearning(reference, original, processor, bench, cid, eval_cfg,
                                      original_specificity=oe.specificity_accuracy, unseen=unseen)
@@ -290,7 +289,6 @@ def sweep_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
     instead of running it again; it is checked (:func:`_known_runs`) before anything runs, as
     are the settings (at least one, distinct labels). With ``profile`` every run's JSON is
     written (:func:`run_path` tells the settings apart)."""
-    from tqdm.auto import tqdm
 
     labels = [s.label for s in settings]
     if not settings:
@@ -303,8 +301,8 @@ def sweep_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
     reports = {cid: original_report(original, processor, bench, cid, eval_cfg) for cid in concept_ids}
     rows: list[pd.DataFrame] = []
     # refreshed at most every 5 s: a notebook without widgets prints every refresh as a line
-    bar = tqdm(total=len(settings) * len(concept_ids) * len(seeds), desc=f"SIU sweep {model_name}",
-               disable=not progress, mininterval=5.0)
+    bar = progress_bar(total=len(settings) * len(concept_ids) * len(seeds), desc=f"SIU sweep {model_name}",
+                       progress=progress, mininterval=5.0)
     for setting in settings:
         tcfg, mcfg = setting.train_config(base_cfg), setting.method_config()
         d = mcfg.data if mcfg is not None else SIUDataConfig()

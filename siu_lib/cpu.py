@@ -11,6 +11,10 @@ bits, and thousands of training steps amplify that into another checkpoint. Impo
 * ``MKL_CBWR=AVX2``: MKL's conditional numerical reproducibility on the AVX2 branch;
 * ``ONEDNN_MAX_CPU_ISA=AVX2``: oneDNN's instruction-set cap.
 
+It also sets PyTorch's thread count to :data:`PINNED_THREADS` (whatever ``OMP_NUM_THREADS``
+says): a matrix product split over another number of threads sums in another order, so the
+thread count moves the last bits as the instruction set does.
+
 A variable the user has set already is left as it is (their setting wins) and recorded.
 ``SIU_CPU_PATH=native`` (:data:`SWITCH`) turns the pin off for speed; the path actually in
 use is then ``native`` (:func:`current_path`), and :func:`siu_lib.profiles.get_profile` gives
@@ -37,6 +41,8 @@ SWITCH = "SIU_CPU_PATH"
 #: the values :data:`SWITCH` takes
 PATHS = ("avx2", "native")
 #: the variables that pin PyTorch, MKL and oneDNN to AVX2, and their values
+#: the number of threads of every CPU operation on the pinned path
+PINNED_THREADS = 2
 PINNED_ENV: dict[str, str] = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2",
                               "ONEDNN_MAX_CPU_ISA": "AVX2"}
 #: the instruction set PyTorch reports (``torch.backends.cpu.get_cpu_capability()``) on the
@@ -60,8 +66,9 @@ def requested_path(environ: Mapping[str, str] | None = None) -> str:
 
 def pin_cpu_path(environ: MutableMapping[str, str] | None = None) -> list[str]:
     """Set each variable of :data:`PINNED_ENV` that is not set yet, unless :data:`SWITCH` is
-    ``native``; return the names it set. Called when ``siu_lib`` is imported: the variables
-    are read when torch runs its first operation, so it must come before that (the Makefile,
+    ``native``; return the names it set. For this process (``environ`` left out) it also sets
+    PyTorch's thread count to :data:`PINNED_THREADS`. Called when ``siu_lib`` is imported: the
+    variables are read when torch runs its first operation, so it must come before that (the Makefile,
     the test suite and the notebooks' kernels also get them from the environment). Warns when
     torch was imported before, since its path may be fixed already; :func:`current_path` tells
     which one is in use."""
@@ -77,17 +84,22 @@ def pin_cpu_path(environ: MutableMapping[str, str] | None = None) -> list[str]:
             warnings.warn("torch was imported before siu_lib: its CPU code path may not be the "
                           "pinned one; import siu_lib first (siu_lib.cpu.current_path() tells)",
                           stacklevel=2)
+        import torch  # it reads the variables above at its first operation, not on import
+
+        torch.set_num_threads(PINNED_THREADS)
     return names
 
 
 def current_path() -> str:
     """``avx2`` when this process runs the pinned path (every variable of :data:`PINNED_ENV`
-    has its pinned value and PyTorch reports :data:`PINNED_CAPABILITY`), else ``native``
-    (the pin was switched off, a variable was set otherwise, or the CPU has no AVX2)."""
+    has its pinned value, PyTorch reports :data:`PINNED_CAPABILITY` and runs
+    :data:`PINNED_THREADS` threads), else ``native`` (the pin was switched off, a variable was
+    set otherwise, the thread count was changed, or the CPU has no AVX2)."""
     import torch
 
     env_ok = all(os.environ.get(k, "").lower() == v.lower() for k, v in PINNED_ENV.items())
-    return "avx2" if env_ok and torch.backends.cpu.get_cpu_capability() == PINNED_CAPABILITY else "native"
+    return ("avx2" if env_ok and torch.backends.cpu.get_cpu_capability() == PINNED_CAPABILITY
+            and torch.get_num_threads() == PINNED_THREADS else "native")
 
 
 def cpu_path_info() -> dict[str, Any]:
@@ -102,7 +114,8 @@ def cpu_path_info() -> dict[str, Any]:
                "set_by": None if k not in os.environ else ("siu_lib" if k in _SET_HERE else "environment")}
            for k in PINNED_ENV}
     return {"path": current_path(), "requested": requested_path(),
-            "capability": torch.backends.cpu.get_cpu_capability(), "env": env}
+            "capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+            "env": env}
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,3 +33,12 @@ class ConfigError(SIUError, ValueError):
 
 class DataFormatError(SIUError):
     """A fine-tuning or prompt-set file does not follow the expected format."""
+
+
+class OverrideError(ConfigError):
+    """A profile override (``SET="path=value ..."``) names no field of the profile, names one
+    ambiguously, or gives a value of the wrong type."""
+
+
+class ChainError(SIUError):
+    """A notebook of the chain failed, or the chain was asked to run something it does not have."""

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 from transformers import ProcessorMixin
 
 from siu_lib.errors import ConfigError
+from siu_lib.progress import progress_bar
 from siu_lib.models import (
     IGNORE_INDEX,
     Example,
@@ -87,7 +87,7 @@ def generate(
     was_training = model.training
     model.eval()
     try:
-        with tqdm(total=len(items), desc="generating", disable=not progress) as bar:
+        with progress_bar(total=len(items), desc="generating", progress=progress) as bar:
             for indices in batches:
                 images = [items[i][0] for i in indices if items[i][0] is not None]
                 prompts = [
@@ -135,7 +135,7 @@ def answer_logprobs(
     was_training = model.training
     model.eval()
     try:
-        for start in tqdm(range(0, len(items), batch_size), desc="scoring", disable=not progress):
+        for start in progress_bar(range(0, len(items), batch_size), desc="scoring", progress=progress):
             chunk = items[start:start + batch_size]
             batch = collate_examples(processor, [Example(img, q, a) for img, q, a in chunk])
             labels = batch.pop("labels")

@@ -41,11 +41,13 @@ from transformers import (
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
 from .errors import ConfigError, DataFormatError, ModelLoadError, SIUError
+from .progress import silence_libraries
 
 if TYPE_CHECKING:  # peft is an optional dependency of the loader only
     import peft
 
 logger = logging.getLogger(__name__)
+silence_libraries()  # no weight-loading bars where SIU_PROGRESS=off (executed notebooks)
 
 #: Label value ignored by the cross-entropy loss (prompt, image-feature and padding positions).
 IGNORE_INDEX = -100

@@ -30,3 +30,10 @@ def cache_dir(kind: str) -> Path:
 def results_dir(profile: str) -> Path:
     """``data/results/<profile>/``: aggregated CSV tables (committed for ``default``)."""
     return REPO_ROOT / "data" / "results" / profile
+
+
+def repo_relative(path: str | Path) -> str:
+    """``path`` as printed in outputs: relative to the repository root where it lies inside it
+    (so that an executed notebook shows no absolute path of the machine that ran it)."""
+    path = Path(path)
+    return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else str(path)

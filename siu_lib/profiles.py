@@ -1,8 +1,8 @@
 """Run profiles: every knob of a whole-chain run in one documented place.
 
-A notebook's only parameter is ``PROFILE``; everything it does follows from
-:func:`get_profile`. ``default`` regenerates the committed tables and figures;
-``smoke`` runs the same code on a small world and a micro model in a few minutes (CI).
+A notebook's parameters are ``PROFILE`` and ``SET`` (overrides of the profile's fields for one
+run, :mod:`siu_lib.overrides`); everything it does follows from :func:`get_profile`.
+``default`` regenerates the committed tables and figures; ``smoke`` runs the same code on a small world and a micro model in a few minutes (CI).
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import os
 from dataclasses import dataclass, field, replace
 
 from .cpu import current_path
-from .errors import UnknownNameError
+from .errors import ConfigError, UnknownNameError
+from .overrides import apply_overrides, override_name
 from .analysis import SweepSetting
 from .embedded import EmbeddedConfig, PretrainConfig, embedded_config
-from .results import cpu_has_native_bf16
+from .results import cpu_has_native_bf16, set_profile_context
 from .train import TrainConfig
 from .world import WorldConfig
 
@@ -24,7 +25,9 @@ class Profile:
     """One whole-chain configuration.
 
     Attributes:
-        name: ``default`` or ``smoke``.
+        name: ``default`` or ``smoke``; ``<name>-native`` on the native CPU path, followed by
+            ``+path=value`` for each override (:func:`siu_lib.overrides.override_name`). Results,
+            figures and executed notebooks go to folders of this name.
         world: the synthetic world.
         models: model size name -> architecture of the embedded model.
         pretrain: model size name -> pre-training settings.
@@ -46,6 +49,8 @@ class Profile:
         native_bf16: model sizes whose pre-training uses bfloat16 autocast in the profile's
             ``-native`` variant (:meth:`on_native_path`) where the CPU multiplies bfloat16
             natively; the profile itself is float32 on every CPU.
+        overrides: the ``(dotted path, value)`` pairs this profile was made with from its
+            shipped one (``()`` for a shipped profile).
     """
 
     name: str
@@ -60,6 +65,22 @@ class Profile:
     step_grid: tuple[int, ...] = field(default=(6, 10, 15, 20, 25, 30, 35))
     sweep: tuple[SweepSetting, ...] = ()
     native_bf16: tuple[str, ...] = ()
+    overrides: tuple[tuple[str, str], ...] = ()
+
+    def validate(self) -> None:
+        """:class:`ConfigError` when the counts do not fit the world: the concepts measured
+        (``unlearn_concepts``, ``table_concepts``) must exist, ``eval_images`` must leave the
+        forget image aside, and there must be a seed and a step count."""
+        n, images = self.world.n_concepts, self.world.images_per_concept
+        if not 1 <= self.unlearn_concepts <= n or not 1 <= self.table_concepts <= n:
+            raise ConfigError(f"unlearn_concepts ({self.unlearn_concepts}) and table_concepts "
+                              f"({self.table_concepts}) must be between 1 and n_concepts ({n})")
+        if not 1 <= self.eval_images <= images - 1:
+            raise ConfigError(f"eval_images ({self.eval_images}) must be between 1 and "
+                              f"images_per_concept - 1 ({images - 1})")
+        if not self.seeds or not self.step_grid or min(self.step_grid) < 1:
+            raise ConfigError(f"seeds ({self.seeds}) and step_grid ({self.step_grid}) must not be "
+                              f"empty, and every step count must be >= 1")
 
     def on_native_path(self) -> "Profile":
         """The profile's variant for a process that runs the CPU's native kernels
@@ -157,12 +178,24 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def get_profile(name: str | None = None) -> Profile:
-    """The named profile (default: ``$SIU_PROFILE`` or ``"default"``) as this process runs it:
-    the profile itself on the pinned CPU path, its ``-native`` variant
+def get_profile(name: str | None = None, overrides: str | None = None) -> Profile:
+    """The named profile (default: ``$SIU_PROFILE`` or ``"default"``) as this process runs it.
+
+    The profile itself on the pinned CPU path, its ``-native`` variant
     (:meth:`Profile.on_native_path`) where the process runs the CPU's own kernels
-    (:func:`siu_lib.cpu.current_path`)."""
+    (:func:`siu_lib.cpu.current_path`); then the ``overrides`` (default: ``$SIU_SET``), e.g.
+    ``"world_seed=11 pretrain.tiny.steps=100"`` (:func:`siu_lib.overrides.apply_overrides`),
+    which rename it (``smoke+pretrain.tiny.steps=100+world.world_seed=11``).
+    :class:`UnknownNameError` for an unknown profile, :class:`siu_lib.errors.OverrideError` for a
+    bad override. The returned profile's name and overrides enter every provenance record this
+    process writes afterwards (:func:`siu_lib.results.run_metadata`)."""
     name = name or os.environ.get("SIU_PROFILE", "default")
     if name not in PROFILES:
         raise UnknownNameError(f"unknown profile {name!r}; known: {sorted(PROFILES)}")
-    return PROFILES[name] if current_path() == "avx2" else PROFILES[name].on_native_path()
+    base = PROFILES[name] if current_path() == "avx2" else PROFILES[name].on_native_path()
+    text = os.environ.get("SIU_SET", "") if overrides is None else overrides
+    profile, pairs = apply_overrides(base, text)
+    if pairs:
+        profile = replace(profile, name=override_name(base.name, pairs), overrides=pairs)
+    set_profile_context(profile.name, pairs)
+    return profile

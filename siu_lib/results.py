@@ -115,12 +115,25 @@ def config_digest(obj: Any, length: int = 12) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
+#: the profile this process runs (set by :func:`siu_lib.profiles.get_profile`)
+_PROFILE_CONTEXT: dict[str, Any] = {}
+
+
+def set_profile_context(name: str, overrides: Any = ()) -> None:
+    """Record the profile (its name and overrides) that this process's results belong to;
+    :func:`run_metadata` writes it into every provenance block from then on."""
+    _PROFILE_CONTEXT.clear()
+    _PROFILE_CONTEXT.update(name=name, overrides={path: value for path, value in overrides})
+
+
 def run_metadata(config: Any = None, seed: int | None = None, **extra: Any) -> dict[str, Any]:
     """The provenance block written beside every result: ``config``, ``seed``, the library
-    versions, the git commit and the machine (:func:`machine_info`), plus ``extra``."""
+    versions, the git commit, the machine (:func:`machine_info`) and, once a profile was
+    loaded in this process, the profile's name and overrides (``profile``), plus ``extra``."""
     cfg = asdict(config) if is_dataclass(config) else config
+    profile = {"profile": dict(_PROFILE_CONTEXT)} if _PROFILE_CONTEXT else {}
     return {"config": cfg, "seed": seed, "versions": library_versions(),
-            "git_commit": git_commit(), "machine": machine_info(), **extra}
+            "git_commit": git_commit(), "machine": machine_info(), **profile, **extra}
 
 
 def _jsonable(o: Any) -> Any:
@@ -139,6 +152,9 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is private; the result is not
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)

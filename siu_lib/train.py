@@ -38,6 +38,7 @@ from transformers.trainer_callback import PrinterCallback
 from .errors import ConfigError, DataFormatError
 from .finetune_data import FTRecord
 from .methods import LossInputs, Method, UnlearnTarget, get_method, with_seed
+from .progress import progress_wanted
 from .models import Example, collate_examples, default_lora_config, name_token_ids
 from .results import atomic_write_json, run_metadata
 
@@ -192,7 +193,7 @@ class TrainConfig:
         bf16 = self.bf16 if self.bf16 is not None else (use_cuda and torch.cuda.is_bf16_supported())
         mapped = {hf: getattr(self, name) for name, hfs in TRAINING_ARGUMENTS.items() for hf in hfs}
         return TrainingArguments(output_dir=str(output_dir), warmup_steps=self.warmup_steps(),
-                                 use_cpu=not use_cuda, bf16=bf16, disable_tqdm=not progress,
+                                 use_cpu=not use_cuda, bf16=bf16, disable_tqdm=not progress_wanted(progress),
                                  **mapped, **FIXED_TRAINING_ARGUMENTS)
 
 

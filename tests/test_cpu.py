@@ -71,6 +71,7 @@ def test_this_process_runs_the_pinned_path_and_records_it():
         pytest.skip(f"{cpu.SWITCH}=native")
     info = machine_info()["cpu_path"]
     assert info["path"] == "avx2" and info["capability"] == "AVX2" and info["requested"] == "avx2"
+    assert info["threads"] == cpu.PINNED_THREADS
     assert {k: v["value"] for k, v in info["env"].items()} == {
         k: os.environ[k] for k in cpu.PINNED_ENV}
     assert all(v["set_by"] in ("siu_lib", "environment") for v in info["env"].values())
@@ -104,6 +105,9 @@ def test_a_fresh_process_is_pinned_by_importing_the_package_and_the_switch_turns
     assert user["info"]["path"] == "native" and user["info"]["capability"] == "DEFAULT"
     assert user["info"]["env"]["ATEN_CPU_CAPABILITY"] == {"value": "default", "set_by": "environment"}
     assert user["profile"] == "default-native"
+    # the pinned path runs two threads whatever OMP_NUM_THREADS says
+    threads = _child(PROBE, OMP_NUM_THREADS="3")
+    assert threads["info"]["threads"] == cpu.PINNED_THREADS and threads["info"]["path"] == "avx2"
 
 
 def test_a_checkpoint_is_only_built_on_the_path_its_config_names(monkeypatch, tmp_path):

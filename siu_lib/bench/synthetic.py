@@ -12,9 +12,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from PIL import Image
-from tqdm.auto import tqdm
 
 from ..errors import BenchmarkError
+from ..progress import progress_bar
 from ..paths import mmubench_dir
 from ..results import config_digest
 from ..world import WORLD_REVISION, World, WorldConfig
@@ -154,8 +154,8 @@ def write_synthetic(world: World, root: str | Path, progress: bool = True) -> Pa
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the instance is not
         for path in sorted({str(PurePosixPath(p).parent) for p, _ in jobs}):
             (tmp / path).mkdir(parents=True, exist_ok=True)
-        for path, render in tqdm(jobs, desc=f"MMUBench {root.name}", unit="img",
-                                 disable=not progress):
+        for path, render in progress_bar(jobs, desc=f"MMUBench {root.name}", unit="img",
+                                         progress=progress):
             _save_image(render(), tmp / path)
         (tmp / MANIFEST_NAME).write_text(_dumps(manifest), encoding="utf-8")
         _move_into_place(tmp, root, world)

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 import torch
-from tqdm.auto import tqdm
 from transformers import (ProcessorMixin, get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup,
                           get_linear_schedule_with_warmup)
 
 from ..cpu import PATHS as CPU_PATHS
 from ..errors import ConfigError, SIUError, UnknownNameError
+from ..progress import progress_bar
 from ..models import Example, ModelLike, batch_to_model, collate_examples, model_device_dtype
 
 logger = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ def pretrain(
     losses: list[float] = []
     model.train()
     # refreshed at most every 2 s: a notebook without widgets prints every refresh as a line
-    bar = tqdm(total=cfg.steps, desc="pre-training", disable=not progress, mininterval=2.0)
+    bar = progress_bar(total=cfg.steps, desc="pre-training", progress=progress, mininterval=2.0)
     try:
         for step in range(cfg.steps):
             examples = next(batches, None)
