@@ -47,6 +47,8 @@ NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 EXECUTED_DIR = NOTEBOOKS_DIR / "executed"
 #: cell metadata papermill and the kernel client add that changes from run to run
 VOLATILE_CELL_METADATA = ("papermill", "execution")
+#: papermill's tag of the cell it adds with the parameters of a run
+INJECTED_TAG = "injected-parameters"
 #: keys of the notebook's papermill metadata that change from run to run or hold local paths
 VOLATILE_PAPERMILL_METADATA = ("start_time", "end_time", "duration", "exception", "input_path",
                                "output_path", "environment_variables")
@@ -141,14 +143,18 @@ class StepResult:
 
 def clean_executed(nb: Any) -> Any:
     """An executed notebook without what changes from run to run: papermill's timestamps,
-    durations and local paths (:data:`VOLATILE_PAPERMILL_METADATA`) and each cell's timing
-    metadata (:data:`VOLATILE_CELL_METADATA`). Modifies ``nb`` in place and returns it."""
+    durations and local paths (:data:`VOLATILE_PAPERMILL_METADATA`), each cell's timing
+    metadata (:data:`VOLATILE_CELL_METADATA`) and the random id of papermill's
+    injected-parameters cell (it becomes ``injected-parameters``). Modifies ``nb`` in place and
+    returns it."""
     pm = nb.get("metadata", {}).get("papermill", {})
     for key in VOLATILE_PAPERMILL_METADATA:
         pm.pop(key, None)
     for cell in nb.get("cells", []):
         for key in VOLATILE_CELL_METADATA:
             cell.get("metadata", {}).pop(key, None)
+        if INJECTED_TAG in cell.get("metadata", {}).get("tags", []):
+            cell["id"] = INJECTED_TAG  # papermill draws a new random id on every run
     return nb
 
 
@@ -286,10 +292,6 @@ def run_chain(profile_name: str | None = None, overrides: str | None = "", force
     log(summary(done))
     log(f"results: {_shown(results)}  figures: {_shown(figures)}  executed notebooks: {_shown(executed_dir)}")
     return done
-
-
-#: papermill's tag of the cell it adds with the parameters of a run
-INJECTED_TAG = "injected-parameters"
 
 
 def source_cells(nb: Any) -> list[tuple[str, str, list[str]]]:

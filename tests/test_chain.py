@@ -161,10 +161,15 @@ def test_clean_executed_keeps_outputs_and_parameters():
     nb = new_notebook(cells=[new_code_cell("1")])
     nb.cells[0].outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "1"}, execution_count=1)]
     nb.cells[0].metadata.update(papermill={"duration": 0.1}, execution={"shell.execute_reply": "t"}, tags=["x"])
+    injected = new_code_cell('PROFILE = "smoke"')
+    injected.metadata["tags"] = ["injected-parameters"]
+    nb.cells.append(injected)
     nb.metadata["papermill"] = {"input_path": "/somewhere/a.ipynb", "end_time": "t", "parameters": {"PROFILE": "smoke"}}
+    kept_id = nb.cells[0].id
     clean_executed(nb)
     assert nb.cells[0].metadata == {"tags": ["x"]} and nb.cells[0].outputs[0]["data"] == {"text/plain": "1"}
     assert nb.metadata["papermill"] == {"parameters": {"PROFILE": "smoke"}}
+    assert nb.cells[0].id == kept_id and nb.cells[1].id == "injected-parameters"  # no random id churns
 
 
 @pytest.mark.slow
