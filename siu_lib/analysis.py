@@ -42,7 +42,6 @@ def siu_target_runs(model_name: str, original: Any, processor: Any, bench: Bench
     :func:`open_kind_columns`), the reference of :func:`siu_targets`. With ``profile`` the runs' JSONs are written (see :func:`run_path`:
     their names do not cover the checkpoint, so pass ``None`` for a checkpoint other than the
     profile's own)."""
-
     reports = {cid: original_report(original, processor, bench, cid, eval_cfg) for cid in concept_ids}
     bar = progress_bar(total=len(concept_ids) * len(seeds), desc=f"SIU {model_name}", progress=progress)
     rows = _siu_runs(model_name, original, processor, bench, fake_names, train_cfg, eval_cfg,
@@ -99,7 +98,6 @@ def never_seen_runs(model_name: str, original: Any, processor: Any, reference: A
     bar over the concepts. ``fake_names`` (the world's pool) count as known people in the
     rows' :func:`open_kind_columns`.
     """
-
     if reference_processor.tokenizer.get_vocab() != processor.tokenizer.get_vocab():
         raise ConfigError("the never-seen reference and the original model have different "
                           "vocabularies; pre-train both on the same world")
@@ -289,7 +287,6 @@ def sweep_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
     instead of running it again; it is checked (:func:`_known_runs`) before anything runs, as
     are the settings (at least one, distinct labels). With ``profile`` every run's JSON is
     written (:func:`run_path` tells the settings apart)."""
-
     labels = [s.label for s in settings]
     if not settings:
         raise ConfigError("a sweep needs at least one setting")

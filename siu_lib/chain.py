@@ -72,11 +72,10 @@ def _sha256(data: bytes) -> str:
 
 
 def notebook_digest(path: Path) -> str:
-    """A hash of a notebook's cells (type, source and tags), not of its outputs or metadata."""
-    cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
-    blob = [(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"],
-             c.get("metadata", {}).get("tags", [])) for c in cells]
-    return _sha256(json.dumps(blob).encode())
+    """A hash of a notebook's cells (:func:`source_cells`: type, source and tags), not of its
+    outputs or metadata."""
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    return _sha256(json.dumps(source_cells(nb)).encode())
 
 
 def library_digest(root: Path = REPO_ROOT / "siu_lib") -> str:
@@ -94,19 +93,31 @@ def file_digest(path: Path) -> str:
     return _sha256(path.read_bytes()) if path.is_file() else "missing"
 
 
-def fingerprint(path: Path, profile: Any, results: Path) -> dict[str, Any]:
-    """Everything a notebook's outputs depend on, as hashes: its cells, the profile (name,
-    overrides and every field), the library's code, library versions, the CPU code path, and
-    the result files it reads (:func:`notebook_io`) in ``results``."""
+def run_inputs(profile: Any) -> dict[str, str]:
+    """The inputs every notebook of a chain run shares, as hashes: the profile (name,
+    overrides and every field), the library's code, library versions and the CPU code path."""
     from .cpu import current_path
     from .results import config_digest, library_versions
 
-    return {"notebook": notebook_digest(path),
-            "profile": config_digest(asdict(profile), length=64),
+    return {"profile": config_digest(asdict(profile), length=64),
             "library": library_digest(),
             "versions": config_digest(library_versions(), length=64),
-            "cpu_path": current_path(),
-            "reads": {name: file_digest(results / name) for name in notebook_io(path)["reads"]}}
+            "cpu_path": current_path()}
+
+
+def reads_digest(path: Path, results: Path) -> dict[str, str]:
+    """The hash of each result file a notebook declares it reads (:func:`notebook_io`), in
+    ``results``."""
+    return {name: file_digest(results / name) for name in notebook_io(path)["reads"]}
+
+
+def fingerprint(path: Path, profile: Any, results: Path,
+                inputs: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything a notebook's outputs depend on, as hashes: its cells, the inputs of the run
+    (:func:`run_inputs`, computed unless given), and the result files it reads
+    (:func:`reads_digest`)."""
+    return {"notebook": notebook_digest(path), **(inputs or run_inputs(profile)),
+            "reads": reads_digest(path, results)}
 
 
 #: what each fingerprint component is, for the reason a notebook reruns
@@ -244,12 +255,13 @@ def run_chain(profile_name: str | None = None, overrides: str | None = "", force
     if profile.overrides:
         atomic_write_json(results / "profile.json", {**run_metadata(asdict(profile)),
                                                       "overrides": dict(profile.overrides)})
+    inputs = run_inputs(profile)  # what every notebook shares, hashed once for the run
     done: list[StepResult] = []
     for path in notebooks if notebooks is not None else chain_notebooks():
         executed = executed_dir / path.name
         stamp_file = work / f"{path.stem}.json"
         stamp = _read_stamp(stamp_file)
-        now = fingerprint(path, profile, results)
+        now = fingerprint(path, profile, results, inputs)
         reason = "forced" if force else rerun_reason(stamp, now)
         missing = _missing_outputs(path, results, figures, executed)
         if reason is None and missing:
@@ -282,10 +294,10 @@ def run_chain(profile_name: str | None = None, overrides: str | None = "", force
         executed_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(executed, nbformat.writes(nb) + "\n")
         out.unlink(missing_ok=True)
-        # the inputs are read again after the run: a notebook that writes a file it reads
-        # records the version it left behind
+        # the files it reads are hashed again after the run: a notebook that writes a file it
+        # reads records the version it left behind
         atomic_write_json(stamp_file, {"notebook": path.name, "profile": profile.name,
-                                       "fingerprint": fingerprint(path, profile, results),
+                                       "fingerprint": {**now, "reads": reads_digest(path, results)},
                                        "seconds": round(seconds, 1)})
         done.append(StepResult(path.name, "ran", seconds, reason))
         log(f"   {path.name}: {seconds:.0f} s")

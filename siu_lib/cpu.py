@@ -40,9 +40,9 @@ from .errors import ConfigError
 SWITCH = "SIU_CPU_PATH"
 #: the values :data:`SWITCH` takes
 PATHS = ("avx2", "native")
-#: the variables that pin PyTorch, MKL and oneDNN to AVX2, and their values
 #: the number of threads of every CPU operation on the pinned path
 PINNED_THREADS = 2
+#: the variables that pin PyTorch, MKL and oneDNN to AVX2, and their values
 PINNED_ENV: dict[str, str] = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2",
                               "ONEDNN_MAX_CPU_ISA": "AVX2"}
 #: the instruction set PyTorch reports (``torch.backends.cpu.get_cpu_capability()``) on the

@@ -2,7 +2,8 @@
 
 A notebook's parameters are ``PROFILE`` and ``SET`` (overrides of the profile's fields for one
 run, :mod:`siu_lib.overrides`); everything it does follows from :func:`get_profile`.
-``default`` regenerates the committed tables and figures; ``smoke`` runs the same code on a small world and a micro model in a few minutes (CI).
+``default`` regenerates the committed tables and figures; ``smoke`` runs the same code on a
+small world and a micro model in a few minutes (CI).
 """
 
 from __future__ import annotations
