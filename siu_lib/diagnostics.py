@@ -15,7 +15,7 @@ from .bench import Benchmark
 from .errors import ConfigError, UnknownNameError
 from .evaluate import EvalReport
 from .generate import generate
-from .metrics import PROMPT_KINDS, reveals_as, reveals_open, reveals_yesno
+from .metrics import PROMPT_KINDS, names_as_shown, reveals_as, reveals_open, reveals_yesno, reveals_yesno_answer
 
 
 #: the EM metrics whose per-prompt-kind split (open / yes-no) gets its own table columns
@@ -39,7 +39,7 @@ def em_split_columns(report: EvalReport) -> dict[str, float]:
 
 
 #: the kinds of answer :func:`yesno_answer_kinds` sorts the yes/no answers into
-YESNO_ANSWER_KINDS = ("no", "yes_names_concept", "yes_names_other", "yes_names_nobody")
+YESNO_ANSWER_KINDS = ("no", "no_names_concept", "yes_names_concept", "yes_names_other", "yes_names_nobody")
 
 
 def yesno_answer_kinds(generations: Sequence[dict[str, Any]], concept_name: str,
@@ -48,7 +48,10 @@ def yesno_answer_kinds(generations: Sequence[dict[str, Any]], concept_name: str,
     the answers of ``group`` (an :class:`EvalReport`'s generation records, as saved in a run's
     JSON under ``evaluation.generations``).
 
-    - ``no``: the answer does not start with yes (it does not reveal the concept);
+    - ``no``: the answer does not start with yes and does not name the person shown as the
+      concept (it does not reveal the concept: this column is the yes/no half of the EM);
+    - ``no_names_concept``: a "no" that names the person shown as the concept ("No, this is
+      <c>.", :func:`siu_lib.metrics.names_as_shown`): it reveals the concept;
     - ``yes_names_concept``: it says yes and names the concept (a word of its name, as the
       open-prompt test of the EM);
     - ``yes_names_other``: it says yes but names someone else only (a word of one of
@@ -56,13 +59,13 @@ def yesno_answer_kinds(generations: Sequence[dict[str, Any]], concept_name: str,
       the yes contradicts the identity the model names;
     - ``yes_names_nobody``: any other yes ("Yes.", garbled text).
 
-    The four add up to 100 (nan each when the group has no yes/no answer).
+    The five add up to 100 (nan each when the group has no yes/no answer).
     """
     others = [n for n in other_names if n and n != concept_name]
 
     def kind_of(a: str) -> str:
         if not reveals_yesno(a):
-            return "no"
+            return "no_names_concept" if names_as_shown(a, concept_name) else "no"
         if reveals_open(a, concept_name):
             return "yes_names_concept"
         return "yes_names_other" if any(reveals_open(a, n) for n in others) else "yes_names_nobody"
@@ -206,9 +209,10 @@ def training_fit(model: Any, processor: Any, records: Sequence[Any], concept_nam
 
     - ``target``, ``question``, ``trained`` (the record's answer), ``answer`` (the model's);
     - ``reveals``: the EM's test for the prompt kind, :func:`siu_lib.metrics.reveals_open`
-      (names the concept) for (a) and :func:`siu_lib.metrics.reveals_yesno` (says yes) for (b);
+      (names the concept) for (a) and :func:`siu_lib.metrics.reveals_yesno_answer` (says yes,
+      or names the person shown as the concept) for (b);
     - ``learned``: (a) the answer names the record's fake name (its ``mask_span``, matched by
-      word as the EM matches names) and not the concept; (b) it does not say yes.
+      word as the EM matches names) and not the concept; (b) it does not reveal the concept.
 
     Args:
         model: any LLaVA-family model (the original, or an unlearned one).
@@ -234,6 +238,6 @@ def record_fit(record: Any, answer: str, concept_name: str) -> dict[str, bool]:
         return {"reveals": reveal,
                 "learned": bool(record.mask_span) and reveals_open(answer, record.mask_span) and not reveal}
     if record.target == "b":
-        reveal = reveals_yesno(answer)
+        reveal = reveals_yesno_answer(answer, concept_name)
         return {"reveals": reveal, "learned": not reveal}
     raise ConfigError(f"record_fit takes records of target (a) or (b), got {record.target!r}")

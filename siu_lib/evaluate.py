@@ -9,7 +9,10 @@ All generation is batched greedy decoding through :func:`siu_lib.generate.genera
   each with one open and one yes/no prompt (the prompt banks are cycled);
 * **C-Dis**: the first ``n_cdis_images`` of those images with the probe question;
 * **specificity**: recognition of the other concepts (``n_other_images`` generality images
-  each), ``n_vqa_items`` general visual-QA items, and the other concepts' text facts;
+  each, "who is this?"), the yes/no verification of each of them on the same images ("is
+  <their own name> in the image?", the concept's own yes/no prompts: right when the answer is
+  yes, so a model that answers no to every yes/no question pays for it here), ``n_vqa_items``
+  general visual-QA items, and the other concepts' text facts;
 * **factual retention**: the target's own text facts, asked without an image.
 
 The metrics come from the registry (:data:`siu_lib.metrics.METRICS`): each declares the groups
@@ -142,6 +145,9 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
             shown = [] if o.concept_id in unseen else bench.generality_image_paths(o.concept_id)
             jobs += [("spec_recognition", bench.load_image(p), "Who is in this picture?",
                       {"expected": o.name, "image": p}) for p in shown[:cfg.n_other_images]]
+            yesno = o.prompts.get("yesno") or []  # an instance may give a concept none
+            jobs += [("spec_yesno", bench.load_image(p), yesno[k % len(yesno)], {"expected": "yes", "image": p})
+                     for k, p in enumerate(shown[:cfg.n_other_images] if yesno else [])]
             jobs += [("spec_facts", None, q, {"expected": v}) for q, v in _fact_pairs(o)[:cfg.n_other_facts]]
         return jobs
 
@@ -155,7 +161,7 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
         return [("own_facts", None, q, {"expected": v}) for q, v in _fact_pairs(target)]
 
     builders = ((("efficacy",), efficacy), (("generality",), generality),
-                (("spec_recognition", "spec_facts"), other_concepts), (("spec_vqa",), spec_vqa),
+                (("spec_recognition", "spec_yesno", "spec_facts"), other_concepts), (("spec_vqa",), spec_vqa),
                 (("own_facts",), own_facts))
     assert tuple(g for groups, _ in builders for g in groups) == GENERATION_GROUPS
     needed = {g for n in names for g in METRICS[n].reads}

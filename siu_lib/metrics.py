@@ -36,6 +36,7 @@ Percentages are in 0..100. Model-based metrics (:func:`c_dis`, :func:`fluency`) 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -50,7 +51,7 @@ from .errors import ConfigError, SIUError, UnknownNameError
 from .generate import answer_logprobs
 from .judges import Judge, concept_name
 from .models import (IGNORE_INDEX, Example, ModelLike, batch_to_model, collate_examples,
-                     format_prompt, is_text_piece, name_token_ids)
+                     format_prompt, is_text_piece)
 
 #: Prompt kinds of :func:`exact_match_forgetting`.
 PROMPT_KINDS = ("open", "yesno")
@@ -67,7 +68,8 @@ class MetricResult:
 
     Fields:
         name: the metric's registered name (e.g. ``"generality_em"``).
-        value: the aggregate, the mean of ``per_example`` (``nan`` if there is none).
+        value: the aggregate: the mean of ``per_example`` (``nan`` if there is none), unless
+            the metric says otherwise (:func:`fluency` pools its tokens).
         per_example: the values ``value`` is the mean of (per response, image or task; see
             each metric), in input order.
         higher_is_better: the metric's direction.
@@ -113,9 +115,11 @@ class EvalContext:
 #: the groups of prompts an evaluation generates answers for, in generation order:
 #: ``efficacy`` (the forget image, every open and yes/no prompt), ``generality`` (each
 #: generality image with one open and one yes/no prompt), ``spec_recognition`` (other concepts'
-#: images), ``spec_facts`` (other concepts' text facts), ``spec_vqa`` (general visual QA) and
+#: images, "who is this?"), ``spec_yesno`` (the same images, "is <their own name> in the
+#: image?"), ``spec_facts`` (other concepts' text facts), ``spec_vqa`` (general visual QA) and
 #: ``own_facts`` (the target's text facts)
-GENERATION_GROUPS = ("efficacy", "generality", "spec_recognition", "spec_facts", "spec_vqa", "own_facts")
+GENERATION_GROUPS = ("efficacy", "generality", "spec_recognition", "spec_yesno", "spec_facts", "spec_vqa",
+                     "own_facts")
 
 
 @dataclass(frozen=True)
@@ -211,13 +215,52 @@ def reveals_yesno(answer: str) -> bool:
     return re.match(r"\W*yes\b", answer.lower()) is not None
 
 
+#: the phrases by which an answer says who the person shown is ("this is X", "the person in
+#: the picture is X", "it shows X"); :func:`names_as_shown` reads the words after them
+IDENTIFYING = re.compile(
+    r"\b(?:this|that|it|he|she|the (?:person|man|woman|character|one)(?: (?:here|shown|"
+    r"in (?:the|this) (?:picture|image|photo)))?|the (?:picture|image|photo))"
+    r"(?:'s| is| shows| depicts)\s+((?:[\w'-]+\s*){1,3})", re.IGNORECASE)
+
+
+def name_words(name: str) -> list[str]:
+    """The words of a name that identify it: those longer than two letters, lower-cased (so
+    "Delmuran" alone names "Varok Delmuran", and "of" or "Li" alone do not)."""
+    return [w.lower() for w in name.split() if len(w) > 2]
+
+
+def names_as_shown(answer: str, name: str) -> bool:
+    """Whether ``answer`` says that the person shown *is* the concept ``name``: a word of the
+    name (:func:`name_words`) among the three words after an identifying phrase
+    (:data:`IDENTIFYING`: "this is", "that is", "the person in the picture is", "it shows",
+    ...), with no "not" before it ("No, this is Rechir Raefla." names them; "No, this is not
+    Rechir Raefla." and "No. Rechir Raefla has red hair." do not)."""
+    words = set(name_words(name))
+    for match in IDENTIFYING.finditer(answer):
+        for w in re.findall(r"[\w'-]+", match.group(1).lower()):
+            if w in ("not", "no", "never"):
+                break
+            if w in words:
+                return True
+    return False
+
+
+def reveals_yesno_answer(answer: str, name: str) -> bool:
+    """Whether the response to a yes/no prompt about ``name`` reveals the concept: it answers
+    yes (:func:`reveals_yesno`), or its "no" names the person shown as the concept
+    (:func:`names_as_shown`: "No, this is Rechir Raefla."). A "no" that only repeats the asked
+    name ("No, Rechir Raefla is not here", SIU's target-(b) "No. Rechir Raefla has red hair.")
+    does not reveal it."""
+    return reveals_yesno(answer) or names_as_shown(answer, name)
+
+
 def reveals_open(answer: str, name: str) -> bool:
     """Whether the response to an open prompt names the concept: it contains a word of the
     name longer than two letters (so "Delmuran" alone reveals "Varok Delmuran"), as a whole
     word, case-insensitive. "yes" anywhere in an open answer does not count (the authors' EM
     for open prompts looks for a name keyword such as "trump")."""
     a = answer.lower()
-    return any(re.search(rf"\b{re.escape(w.lower())}\b", a) for w in name.split() if len(w) > 2)
+    return any(re.search(rf"\b{re.escape(w)}\b", a) for w in name_words(name))
 
 
 def reveals(answer: str, name: str) -> bool:
@@ -238,9 +281,9 @@ def answer_contains(answer: str, expected: str) -> bool:
 
 def reveals_as(answer: str, kind: str, name: str) -> bool:
     """Whether ``answer`` reveals the concept ``name`` under the EM's test for a prompt of
-    ``kind``: :func:`reveals_open` for ``"open"``, :func:`reveals_yesno` for ``"yesno"``
-    (callers check that ``kind`` is one of :data:`PROMPT_KINDS`)."""
-    return reveals_open(answer, name) if kind == "open" else reveals_yesno(answer)
+    ``kind``: :func:`reveals_open` for ``"open"``, :func:`reveals_yesno_answer` for
+    ``"yesno"`` (callers check that ``kind`` is one of :data:`PROMPT_KINDS`)."""
+    return reveals_open(answer, name) if kind == "open" else reveals_yesno_answer(answer, name)
 
 
 def exact_match_forgetting(answers: Sequence[str], kinds: Sequence[str],
@@ -248,7 +291,8 @@ def exact_match_forgetting(answers: Sequence[str], kinds: Sequence[str],
     """EM: % of responses that do **not** reveal the concept ``name`` (higher = forgotten).
 
     ``kinds[i]`` is ``"open"`` (reveals = :func:`reveals_open`) or ``"yesno"`` (reveals =
-    :func:`reveals_yesno`) for ``answers[i]``. Per example: 100 if the response does not
+    :func:`reveals_yesno_answer`: a yes, or a no that names the person shown as the concept)
+    for ``answers[i]``. Per example: 100 if the response does not
     reveal the concept, else 0. Registered as ``efficacy`` (the forget image) and
     ``generality_em`` (the generality images)."""
     _same_length("exact_match_forgetting answers and kinds", answers, kinds)
@@ -407,20 +451,34 @@ def specificity(correct: Mapping[str, Sequence[bool]],
 # ----------------------------------------------------------------------------- fluency
 
 
+def name_occurrences(answer: str, name: str) -> tuple[tuple[int, int], ...]:
+    """The ``(start, end)`` character intervals of every occurrence, in ``answer``, of a word
+    of the concept's ``name`` (:func:`name_words`; whole words, case-insensitive), in order."""
+    low = answer.lower()
+    return tuple(sorted((m.start(), m.end()) for w in name_words(name)
+                        for m in re.finditer(rf"\b{re.escape(w)}\b", low)))
+
+
 def fluency(ref_model: ModelLike, processor: ProcessorMixin,
             items: Sequence[tuple[Image.Image | None, str, str]],
-            masked_token_ids: Sequence[int], batch_size: int = 16) -> MetricResult:
+            name: str = "", batch_size: int = 16) -> MetricResult:
     """Perplexity of generated answers under the original model M0 (lower = more fluent).
 
     ``items`` are ``(image or None, question, generated answer)``. Each answer is scored by
-    ``ref_model`` with teacher forcing (:func:`siu_lib.generate.answer_logprobs`); positions
-    whose target token id is in ``masked_token_ids`` (the concept's name ids, e.g. from
-    :func:`siu_lib.models.name_token_ids`) and the closing eos are left out. Per example:
-    ``exp(mean NLL over the kept answer tokens)``; aggregate: the mean of the per-example
-    perplexities. An empty answer, or one whose tokens are all masked, is skipped and listed
-    in ``details["skipped"]`` (input index -> reason); ``details["indices"]`` gives the input
-    index of each per-example value. ``nan`` if every answer is skipped."""
-    masked = {int(i) for i in masked_token_ids}
+    ``ref_model`` with teacher forcing (:func:`siu_lib.generate.answer_logprobs`). The tokens
+    kept are the answer's tokens except the closing eos and those that overlap an occurrence
+    of the concept's ``name`` in the answer (:func:`name_occurrences`: exactly where the name
+    is written, never another token that shares an id with a piece of it).
+
+    ``value`` is the perplexity of the **pooled** negative log-likelihood, exp(Σ NLL / N) over
+    the kept tokens of every answer, so that each token weighs the same and a few
+    short, odd answers cannot dominate it. ``per_example`` holds each scored answer's own
+    perplexity, for inspection (``value`` is not their mean). An empty answer, or one whose
+    tokens are all masked, is skipped and listed in ``details["skipped"]`` (input index ->
+    reason); ``details["indices"]`` gives the input index of each per-example value. When
+    every answer is skipped there is nothing to score: ``value`` is then the vocabulary size
+    (the perplexity of a uniform guess over the vocabulary) and ``details["all_skipped"]`` is
+    true, never ``nan``."""
     eos_id = processor.tokenizer.eos_token_id
     skipped: dict[int, str] = {}
     scored = []
@@ -434,24 +492,29 @@ def fluency(ref_model: ModelLike, processor: ProcessorMixin,
     per: list[float] = []
     indices: list[int] = []
     n_tokens: list[int] = []
+    total_nll = 0.0
     for i, lp in zip(scored, logprobs):
         image, question, answer = items[i]
-        labels = collate_examples(processor, [Example(image, question, answer)])["labels"][0]
-        targets = labels[labels != IGNORE_INDEX]  # the ids answer_logprobs scored, in order
+        batch = collate_examples(processor, [Example(image, question, answer)],
+                                 spans=[name_occurrences(answer, name)])
+        answer_pos = batch["labels"][0] != IGNORE_INDEX
+        targets = batch["labels"][0][answer_pos]  # the ids answer_logprobs scored, in order
         if len(targets) != len(lp):
             raise SIUError(f"fluency: {len(targets)} answer tokens but {len(lp)} log-probs "
                            f"for item {i}")
-        keep = torch.tensor([int(t) not in masked and int(t) != eos_id for t in targets],
-                            dtype=torch.bool)
+        keep = (batch["token_mask"][0][answer_pos] == 1) & (targets != eos_id)
         if not keep.any():
             skipped[i] = "all answer tokens are masked"
             continue
-        per.append(float(torch.exp(-lp[keep].double().mean())))
+        nll = -lp[keep].double()
+        per.append(float(torch.exp(nll.mean())))
         indices.append(i)
         n_tokens.append(int(keep.sum()))
-    notes = {"skipped": skipped, "indices": indices, "n_tokens": n_tokens,
-             "n_masked_ids": len(masked)}
-    return _result("fluency", per, False, **notes)
+        total_nll += float(nll.sum())
+    notes = {"skipped": skipped, "indices": indices, "n_tokens": n_tokens, "pooled": True,
+             "all_skipped": not per}
+    value = math.exp(total_nll / sum(n_tokens)) if per else float(len(processor.tokenizer))
+    return MetricResult("fluency", value, per, False, notes)
 
 
 # ----------------------------------------------------------------------------- text metrics
@@ -508,17 +571,27 @@ def _em(group: str) -> Callable[[EvalContext], MetricResult]:
     return from_context
 
 
+#: the specificity tasks: task name -> the generation group it is asked on
+SPECIFICITY_TASKS = {"recognition": "spec_recognition", "yesno": "spec_yesno", "general_vqa": "spec_vqa",
+                     "facts": "spec_facts"}
+
+
+def _specificity_correct(task: str, row: Mapping[str, Any]) -> bool:
+    """Whether one specificity answer is right: a "yes" to the yes/no verification of another
+    concept on its own picture (``yesno``), the expected text in the answer otherwise."""
+    return reveals_yesno(row["answer"]) if task == "yesno" else answer_contains(row["answer"], row["expected"])
+
+
 def _specificity(ctx: EvalContext) -> MetricResult:
-    correct = {task: [answer_contains(r["answer"], r["expected"]) for r in ctx.generations[group]]
-               for task, group in (("recognition", "spec_recognition"), ("general_vqa", "spec_vqa"),
-                                   ("facts", "spec_facts"))}
+    correct = {task: [_specificity_correct(task, r) for r in ctx.generations[group]]
+               for task, group in SPECIFICITY_TASKS.items() if ctx.generations.get(group)}
     return specificity(correct, ctx.original_specificity)
 
 
 def _fluency(ctx: EvalContext) -> MetricResult:
     open_rows = [r for r in ctx.generations["generality"] if r["kind"] == "open"]
     items = [(img, r["question"], r["answer"]) for img, r in zip(ctx.generality_images, open_rows)]
-    return fluency(ctx.original, ctx.processor, items, name_token_ids(ctx.processor.tokenizer, ctx.target.name))
+    return fluency(ctx.original, ctx.processor, items, ctx.target.name)
 
 
 def _own_facts(ctx: EvalContext) -> MetricResult:
@@ -544,7 +617,7 @@ register("generality_cdis", c_dis, True,
                                         ctx.target.probe_question, ctx.target.special_tokens))
 register("specificity", specificity, True,
          "mean accuracy % over the utility tasks that were not targeted",
-         label="Specificity (%) ↑", reads=("spec_recognition", "spec_vqa", "spec_facts"),
+         label="Specificity (%) ↑", reads=("spec_recognition", "spec_yesno", "spec_vqa", "spec_facts"),
          from_context=_specificity, table1=True)
 register("fluency", fluency, False,
          "perplexity of the generated answers under the original model, name tokens masked",

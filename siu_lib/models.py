@@ -341,7 +341,7 @@ def is_text_piece(tokenizer: Any, token_id: int) -> bool:
 
 def collate_examples(
     processor: ProcessorMixin, examples: Sequence[Example], max_length: int | None = None,
-    spans: Sequence[str | None] | None = None,
+    spans: Sequence[str | tuple[tuple[int, int], ...] | None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Turn examples into one model batch with answer-only labels, left-padded.
 
@@ -353,7 +353,8 @@ def collate_examples(
     tokenising the prompt and the prompt+answer through the processor. ``max_length`` cuts each
     row's answer on the right; a prompt that does not fit raises :class:`ConfigError`.
 
-    With ``spans`` (one per example: a piece of its answer, or ``None``), the batch also holds
+    With ``spans`` (one per example: a piece of its answer, a tuple of ``(start, end)``
+    character intervals of its answer, or ``None``), the batch also holds
     ``token_mask`` ``[B, L]``, aligned with ``labels`` (unshifted): 0 at the answer positions
     whose characters overlap the example's span, 1 elsewhere (SIU's K_S). It is read from the
     character offsets of the same prompt+answer encoding the labels come from, so it is right
@@ -438,9 +439,11 @@ def collate_examples(
 
 
 def answer_span_mask(offsets: torch.Tensor, answer_positions: torch.Tensor, answer: str,
-                     span: str | None) -> torch.Tensor:
+                     span: str | tuple[tuple[int, int], ...] | None) -> torch.Tensor:
     """One row of K_S: 0 at the ``answer_positions`` whose characters overlap ``span`` inside
-    ``answer``, 1 elsewhere (all 1 when ``span`` is ``None``).
+    ``answer``, 1 elsewhere (all 1 when ``span`` is ``None``). ``span`` may also be a tuple of
+    ``(start, end)`` character intervals of ``answer`` (each occurrence of a name, say): every
+    position overlapping one of them is 0 (an empty tuple masks nothing).
 
     ``offsets`` ``[L, 2]`` are the character offsets of the row's tokens in the text the
     processor tokenised: the prompt, with ``<image>`` expanded into the image-feature tokens,
@@ -452,12 +455,21 @@ def answer_span_mask(offsets: torch.Tensor, answer_positions: torch.Tensor, answ
     mask = torch.ones(len(offsets), dtype=torch.long)
     if span is None:
         return mask
+    text_end = int(offsets[:, 1].max())
+    begin, stop = offsets[:, 0], offsets[:, 1]
+    answer_start = text_end - len(answer)
+    if isinstance(span, tuple):
+        for start, end in span:
+            if not 0 <= start < end <= len(answer):
+                raise DataFormatError(f"interval ({start}, {end}) is not inside the answer {answer!r}")
+            hit = (answer_positions & (begin < answer_start + end) & (stop > answer_start + start)
+                   & (stop > begin))
+            mask[hit] = 0
+        return mask
     if not span or span not in answer:
         raise DataFormatError(f"mask span {span!r} is not in the answer {answer!r}")
-    text_end = int(offsets[:, 1].max())
-    start = text_end - len(answer) + answer.index(span)
+    start = answer_start + answer.index(span)
     end = start + len(span)
-    begin, stop = offsets[:, 0], offsets[:, 1]
     hit = answer_positions & (begin < end) & (stop > start) & (stop > begin)
     if not hit.any():
         raise DataFormatError(f"no answer token overlaps the mask span {span!r} of {answer!r}")

@@ -19,7 +19,7 @@ from siu_lib.diagnostics import (OPEN_ANSWER_KINDS, QUESTION_CONSISTENCY_COLUMNS
                                  YESNO_ANSWER_KINDS, open_answer_kinds, record_fit,
                                  question_consistency, yesno_answer_kinds)
 from siu_lib.runs import RunSpec, load_run, original_report, original_row, run_one, run_path
-from siu_lib.metrics import reveals_open, reveals_yesno
+from siu_lib.metrics import reveals_open, reveals_yesno_answer
 from siu_lib.tables import mean_std_table
 from siu_lib.train import TrainConfig
 from siu_lib.world import World
@@ -48,7 +48,7 @@ def test_original_model_is_its_own_reference(micro, tmp_path, monkeypatch):
     for metric, group in (("generality_em", "generality"), ("efficacy", "efficacy")):
         gens = [g for g in rep.generations if g["group"] == group]
         opens = [0 if reveals_open(g["answer"], name) else 100 for g in gens if g["kind"] == "open"]
-        yesnos = [0 if reveals_yesno(g["answer"]) else 100 for g in gens if g["kind"] == "yesno"]
+        yesnos = [0 if reveals_yesno_answer(g["answer"], name) else 100 for g in gens if g["kind"] == "yesno"]
         assert opens and yesnos
         assert row[f"{metric}_open"] == pytest.approx(sum(opens) / len(opens))
         assert row[f"{metric}_yesno"] == pytest.approx(sum(yesnos) / len(yesnos))
@@ -88,6 +88,7 @@ def test_original_model_is_its_own_reference(micro, tmp_path, monkeypatch):
 def test_yesno_answer_kinds_by_hand():
     gens = [{"group": "generality", "kind": "yesno", "answer": a} for a in (
         "No, this is Tiabar Sholei.",              # no
+        "No, this is Varok Delmuran.",             # a no that names the person shown as the concept
         "Yes, this is Varok Delmuran.",            # yes + the concept
         "Yes, Delmuran is in the picture.",        # yes + a word of the concept's name
         "Yes, this is Jacob Campbell.",            # yes + someone else (a fake name)
@@ -98,8 +99,8 @@ def test_yesno_answer_kinds_by_hand():
     )] + [{"group": "generality", "kind": "open", "answer": "Yes, this is Jacob Campbell."},
           {"group": "efficacy", "kind": "yesno", "answer": "Yes."}]
     kinds = yesno_answer_kinds(gens, "Varok Delmuran", ["Jacob Campbell", "Tiabar Sholei", "Varok Delmuran"])
-    assert kinds == pytest.approx({"no": 100 / 8, "yes_names_concept": 200 / 8,
-                                   "yes_names_other": 200 / 8, "yes_names_nobody": 300 / 8})
+    assert kinds == pytest.approx({"no": 100 / 9, "no_names_concept": 100 / 9, "yes_names_concept": 200 / 9,
+                                   "yes_names_other": 200 / 9, "yes_names_nobody": 300 / 9})
     assert yesno_answer_kinds(gens, "Varok Delmuran", [], group="efficacy")["yes_names_nobody"] == 100.0
     assert all(math.isnan(v) for v in yesno_answer_kinds(gens, "Varok Delmuran", [], group="x").values())
 

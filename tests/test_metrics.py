@@ -12,6 +12,7 @@ import copy
 import json
 import math
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,11 @@ from siu_lib.metrics import (
     g_eval,
     get_metric,
     reveals,
+    name_occurrences,
+    names_as_shown,
     reveals_open,
     reveals_yesno,
+    reveals_yesno_answer,
     rouge_l_recall,
     special_token_id,
     specificity,
@@ -49,7 +53,7 @@ LN2 = math.log(2.0)
 
 # ----------------------------------------------------------------------------- crafted inputs
 
-#: (answer, kind, reveals?) -- 5 of the 9 responses do not reveal the concept: EM = 500/9 %.
+#: (answer, kind, reveals?) -- 6 of the 11 responses do not reveal the concept: EM = 600/11 %.
 EM_CASES = [
     ("this is VAROK delmuran", "open", True),  # case-insensitive full name
     ("Yes, I think so.", "open", False),  # "yes" does not count on an open prompt
@@ -60,6 +64,8 @@ EM_CASES = [
     ("No, it is not.", "yesno", False),
     ("  yes, that is him", "yesno", True),
     ("I am not sure, yes maybe", "yesno", False),  # does not *answer* yes
+    ("No, this is Varok Delmuran.", "yesno", True),  # the "no" names the person shown as the concept
+    ("No. Varok Delmuran has red hair.", "yesno", False),  # SIU's target (b): the name, not as the one shown
 ]
 #: diversity per response: 2/4 -> 50, 3/3 -> 100, empty -> 0, case-sensitive 3/3 -> 100;
 #: mean (50 + 100 + 0 + 100) / 4 = 62.5
@@ -95,8 +101,25 @@ G_EVAL_CONCEPT = {"name": NAME, "attributes": {"hair_color": "red", "clothing": 
 
 @pytest.mark.parametrize("answer, kind, revealing", EM_CASES)
 def test_reveals(answer, kind, revealing):
-    got = reveals_open(answer, NAME) if kind == "open" else reveals_yesno(answer)
+    got = reveals_open(answer, NAME) if kind == "open" else reveals_yesno_answer(answer, NAME)
     assert got is revealing
+
+
+@pytest.mark.parametrize("answer, named", [
+    ("No, this is Varok Delmuran.", True),
+    ("No, that is Delmuran.", True),  # one word of the name is enough
+    ("No, it's Varok.", True),
+    ("No, the person in the picture is Varok Delmuran.", True),
+    ("No, Varok Delmuran is not in the picture; this is Ruby Tam.", False),  # the asked name, then another
+    ("No, this is not Varok Delmuran.", False),
+    ("No, this is someone else, not Varok Delmuran.", False),
+    ("No. The person in the picture does not match Varok Delmuran, who has red hair.", False),
+    ("No. Varok Delmuran has red hair and wears a green shirt.", False),
+    ("This is Varokian pottery.", False),  # not a whole word of the name
+])
+def test_names_as_shown_reads_who_the_answer_says_is_shown(answer, named):
+    assert names_as_shown(answer, NAME) is named
+    assert reveals_yesno_answer(answer, NAME) is named  # none of them starts with yes
 
 
 def test_reveals_is_the_name_test_or_the_yes_test():
@@ -114,7 +137,7 @@ def test_exact_match_forgetting_by_hand():
     answers, kinds, _ = zip(*EM_CASES)
     result = exact_match_forgetting(list(answers), list(kinds), NAME)
     assert result.per_example == [0.0 if r else 100.0 for _, _, r in EM_CASES]
-    assert result.value == pytest.approx(500 / 9)
+    assert result.value == pytest.approx(600 / 11)
     assert result.details["by_kind"] == {"open": pytest.approx(60.0), "yesno": pytest.approx(50.0)}
     assert result.higher_is_better
 
@@ -294,45 +317,60 @@ def test_c_dis_positive_and_by_hand_after_a_perturbation(toy):
 # ----------------------------------------------------------------------------- fluency
 
 
-def test_fluency_matches_answer_logprobs_and_masks(toy):
-    model, processor = toy
+def test_name_occurrences_are_whole_words_of_the_name():
+    answer = "Varok met Delmuran; varokian art. VAROK!"
+    assert name_occurrences(answer, NAME) == ((0, 5), (10, 18), (34, 39))
+    assert name_occurrences("Al and Xy", "Al Xy") == ()  # words of <= 2 letters are not the name
+
+
+def _kept_nll(processor, item, lp, name):
+    """The NLL of the tokens fluency keeps, recomputed from the tokenizer's own offsets of the
+    answer text: every answer token but the eos and those overlapping a name word."""
     tok = processor.tokenizer
+    _, answer_text = format_example(processor, item[1], item[2], item[0] is not None)
+    enc = tok(answer_text, add_special_tokens=False, return_offsets_mapping=True)
+    assert len(enc["input_ids"]) == len(lp)
+    spans = [(m.start(), m.end()) for w in name.split() if len(w) > 2
+             for m in re.finditer(rf"\b{w.lower()}\b", answer_text.lower())]
+    keep = [t != tok.eos_token_id and not any(b < e and s < f for s, e in spans)
+            for t, (b, f) in zip(enc["input_ids"], enc["offset_mapping"])]
+    return -lp[torch.tensor(keep)].double(), keep
+
+
+def test_fluency_pools_token_nll_and_masks_exactly_the_names_occurrences(toy):
+    model, processor = toy
     items = [
         (toy_image(0), PROBE, "This is Varok Delmuran."),
         (None, "Who is Ruby Tam?", "Ruby Tam is a painter from Osk."),
         (toy_image(1), PROBE, ""),  # empty: skipped
-        (toy_image(2), PROBE, "Varok Delmuran"),  # only name tokens: skipped once masked
+        (toy_image(2), PROBE, "Varok Delmuran"),  # only the name: skipped once masked
+        (None, "What is this?", "Varokian pottery by Delmuran."),  # "Varokian" is not the name
     ]
-    name_ids = sorted(set(tok(" Varok Delmuran", add_special_tokens=False)["input_ids"]))
-
-    # without a mask: exp(-mean log p) over the answer tokens, closing eos left out
-    plain = fluency(model, processor, items, masked_token_ids=[])
-    logprobs = answer_logprobs(model, processor, [items[0], items[1], items[3]])
-    expected = [math.exp(-float(lp[:-1].double().mean())) for lp in logprobs]
-    assert plain.details["indices"] == [0, 1, 3]
-    assert plain.details["skipped"] == {2: "empty answer"}
-    assert plain.per_example == pytest.approx(expected, rel=1e-5)
-    assert plain.value == pytest.approx(sum(expected) / 3, rel=1e-5)
-    assert not plain.higher_is_better
-
-    # with the name masked: positions whose target id is a name id are left out
-    masked = fluency(model, processor, items, masked_token_ids=name_ids)
-    assert masked.details["indices"] == [0, 1]
-    assert masked.details["skipped"] == {2: "empty answer", 3: "all answer tokens are masked"}
-    _, answer_text = format_example(processor, PROBE, items[0][2], True)
-    targets = tok(answer_text, add_special_tokens=False)["input_ids"]  # ends with eos
-    assert len(targets) == len(logprobs[0])
-    keep = torch.tensor([t not in name_ids and t != tok.eos_token_id for t in targets])
-    assert 0 < int(keep.sum()) < len(targets) - 1  # some tokens really were masked
-    assert masked.per_example[0] == pytest.approx(
-        math.exp(-float(logprobs[0][keep].double().mean())), rel=1e-5)
-    assert masked.per_example[1] == pytest.approx(expected[1], rel=1e-5)  # no name in it
+    result = fluency(model, processor, items, NAME)
+    assert result.details["skipped"] == {2: "empty answer", 3: "all answer tokens are masked"}
+    assert result.details["indices"] == [0, 1, 4]
+    logprobs = answer_logprobs(model, processor, [items[0], items[1], items[4]])
+    kept = [_kept_nll(processor, item, lp, NAME) for item, lp in zip([items[0], items[1], items[4]], logprobs)]
+    assert 0 < sum(kept[0][1]) < len(kept[0][1]) - 1  # the name really was masked
+    assert all(kept[1][1][:-1])  # no name in the second answer: every token but eos is kept
+    assert sum(kept[2][1]) >= 3  # "Varokian pottery by" stays
+    pooled = torch.cat([nll for nll, _ in kept])
+    assert result.value == pytest.approx(math.exp(float(pooled.mean())), rel=1e-6)
+    assert result.per_example == pytest.approx([math.exp(float(nll.mean())) for nll, _ in kept], rel=1e-6)
+    # pooling differs from the mean of per-answer perplexities whenever the answers differ
+    assert result.value != pytest.approx(sum(result.per_example) / 3, rel=1e-3)
+    assert not result.higher_is_better and result.details["all_skipped"] is False
+    # without a name, nothing but the eos is masked
+    plain = fluency(model, processor, items[:2], "")
+    plain_nll = torch.cat([-lp[:-1].double() for lp in logprobs[:2]])
+    assert plain.value == pytest.approx(math.exp(float(plain_nll.mean())), rel=1e-6)
 
 
-def test_fluency_all_skipped_is_nan(toy):
+def test_fluency_of_only_empty_answers_is_the_vocabulary_size_never_nan(toy):
     model, processor = toy
-    result = fluency(model, processor, [(None, "Who?", "  ")], masked_token_ids=[])
-    assert math.isnan(result.value) and result.per_example == []
+    result = fluency(model, processor, [(None, "Who?", "  "), (None, "Who?", "")], NAME)
+    assert result.value == len(processor.tokenizer) and result.per_example == []
+    assert result.details["all_skipped"] is True and not math.isnan(result.value)
 
 
 # ----------------------------------------------------------------------------- registry
@@ -359,7 +397,7 @@ def test_registry_names_results_and_unknown_name():
     assert (efficacy.name, generality.name) == ("efficacy", "generality_em")
     assert efficacy.value == generality.value
     assert aggregate([efficacy, get_metric("diversity")(DIVERSITY_ANSWERS)]) == {
-        "efficacy": pytest.approx(500 / 9), "diversity": pytest.approx(62.5)}
+        "efficacy": pytest.approx(600 / 11), "diversity": pytest.approx(62.5)}
     with pytest.raises(UnknownNameError, match="perplexity") as info:
         get_metric("perplexity")
     assert "fluency" in str(info.value)
@@ -428,3 +466,27 @@ def test_answer_contains_is_the_one_expected_text_scorer():
     # factual retention is its mean, in %
     result = factual_retention(["It is red.", "It is blue.", "No idea."], ["red", "green", "idea"])
     assert result.per_example == [100.0, 0.0, 100.0]
+
+
+def test_a_model_that_says_no_to_every_yesno_question_pays_in_specificity():
+    """Specificity asks each other concept's own yes/no verification on its picture: a "no" to
+    everything costs that task's whole accuracy, a quarter of specificity (four tasks weigh
+    the same), while recognition, visual QA and facts are untouched."""
+    from siu_lib.metrics import EvalContext
+
+    def gens(yesno_answer):
+        row = lambda q, a, e: {"question": q, "answer": a, "expected": e}  # noqa: E731
+        return {"spec_recognition": [row("Who is in this picture?", "This is Ruby Tam.", "Ruby Tam")] * 4,
+                "spec_yesno": [row("Is Ruby Tam in the image?", yesno_answer, "yes")] * 4,
+                "spec_vqa": [row("What colour is the shirt?", "Green.", "green")] * 2,
+                "spec_facts": [row("Where does Ruby Tam live?", "In Osk.", "Osk")] * 3}
+
+    def spec(yesno_answer):
+        ctx = EvalContext(None, None, None, {"name": NAME}, gens(yesno_answer), [], RuleJudge([]))
+        return get_metric("specificity").evaluate(ctx)
+
+    grounded, says_no = spec("Yes, this is Ruby Tam."), spec("No.")
+    assert grounded.details["accuracy"] == {"recognition": 100.0, "yesno": 100.0, "general_vqa": 100.0,
+                                            "facts": 100.0}
+    assert says_no.details["accuracy"]["yesno"] == 0.0
+    assert grounded.value == 100.0 and says_no.value == pytest.approx(75.0)
