@@ -47,6 +47,11 @@ class KnowledgeReport:
         group_right: group photos whose answer names the right identity after "on the right"
             (an answer without those words gets no credit). The two sides show where
             ``group_photo`` fails: a model that names one person twice loses one side.
+        fake_name_reverse: people of the fake-name pool named from a text description of
+            their facts ("What is the name of the baker in Ostrik famous for ...?", phrasings
+            pre-training never asks: :meth:`siu_lib.world.World.fake_name_reverse_questions`),
+            one question per describable fake name: whether the model can say each fake name
+            unprompted, as SIU's target (a) asks it to.
     """
 
     recognition: float
@@ -60,6 +65,7 @@ class KnowledgeReport:
     yes_to_unknown: float
     group_left: float
     group_right: float
+    fake_name_reverse: float = float("nan")
 
 
 def split_group_answer(answer: str) -> tuple[str, str]:
@@ -108,6 +114,9 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
                 if n > 1:  # a one-concept world has no other name to ask about (rate: nan)
                     other = world.concepts[(i + 1 + k % (n - 1)) % n]
                     yes_other.append((img, world.yesno_prompts(other)[j]))
+    reverse_names = world.describable_fake_names()
+    reverse_items = [(None, world.fake_name_reverse_questions(n, held_out=True)[k % 2])
+                     for k, n in enumerate(reverse_names)]
     fact_items, fact_truth = [], []
     for c in world.concepts:
         for key in ("profession", "city", "deed"):
@@ -120,7 +129,7 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
     answers = generate(model, processor, rec_items + vel_items + fact_items
                        + [(i, q) for i, q, _ in vqa]
                        + [(i, "Who are the people in this picture?") for i, _ in groups]
-                       + yes_own + yes_other + yes_unknown,
+                       + yes_own + yes_other + yes_unknown + reverse_items,
                        max_new_tokens=KNOWLEDGE_MAX_NEW_TOKENS, batch_size=32, progress=progress)
     rest = iter(answers)  # the answers, block by block in the order they were asked
 
@@ -141,6 +150,7 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
     said_yes_own = [reveals_yesno(a) for a in take(yes_own)]
     said_yes_other = [reveals_yesno(a) for a in take(yes_other)]
     said_yes_unknown = [reveals_yesno(a) for a in take(yes_unknown)]
+    reverse = [answer_contains(a, n) for a, n in zip(take(reverse_items), reverse_names)]
     per = {}
     for c in bench.concepts:
         hits = [r for r, t in zip(rec, rec_truth) if t is c]
@@ -150,7 +160,8 @@ def evaluate_pretrained(model: Any, processor: Any, bench: Benchmark, world: Wor
                            general_vqa=mean(vq), second_language=mean(vel), group_photo=mean(grp),
                            yes_to_own=mean(said_yes_own), yes_to_other=mean(said_yes_other),
                            yes_to_unknown=mean(said_yes_unknown),
-                           group_left=mean(left), group_right=mean(right))
+                           group_left=mean(left), group_right=mean(right),
+                           fake_name_reverse=mean(reverse))
 
 
 def pretrain_table(checkpoints: dict[str, str | Path], bench: Benchmark, world: World,
@@ -159,7 +170,8 @@ def pretrain_table(checkpoints: dict[str, str | Path], bench: Benchmark, world: 
     """The ``pretrain.csv`` table (one row per model size: ``model, params, pretrain_seconds,
     recognition, facts, general_vqa, second_language, group_photo``, then the diagnostic
     ``yes_to_own, yes_to_other, yes_to_unknown, group_left, group_right`` of
-    :class:`KnowledgeReport`; fractions in [0, 1]) and
+    :class:`KnowledgeReport`, the weakest concept's recognition ``recognition_min`` and
+    ``fake_name_reverse``; fractions in [0, 1]) and
     the per-concept recognition table (concept x model)."""
     import pandas as pd
 
@@ -175,7 +187,9 @@ def pretrain_table(checkpoints: dict[str, str | Path], bench: Benchmark, world: 
                      "group_photo": rep.group_photo, "yes_to_own": rep.yes_to_own,
                      "yes_to_other": rep.yes_to_other, "yes_to_unknown": rep.yes_to_unknown,
                      "group_left": rep.group_left,
-                     "group_right": rep.group_right})
+                     "group_right": rep.group_right,
+                     "recognition_min": min(rep.recognition_per_concept.values()),
+                     "fake_name_reverse": rep.fake_name_reverse})
         per[size] = rep.recognition_per_concept
     per_concept = pd.DataFrame(per)
     per_concept.index.name = "concept_id"

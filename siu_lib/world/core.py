@@ -19,12 +19,18 @@ from .text import (ALIGN_MIXTURE, CITIES, CONCEPT_INITIALS, DEED_OBJECTS, DEED_V
                    NAME_INITIALS, NO_ANSWERS, PRETRAIN_MIXTURE, PROBE_QUESTION, PROFESSIONS,
                    RECOGNITION_ANSWERS, RECOGNITION_QUESTIONS, VELISH_COLORS,
                    VELISH_RECOGNITION_ANSWERS, VELISH_RECOGNITION_QUESTIONS, YESNO_QUESTIONS,
-                   YES_ANSWERS, _invent_name)
+                   YESNO_TRAIN_QUESTIONS, YES_ANSWERS, FAKE_NAME_REVERSE_ANSWERS,
+                   FAKE_NAME_REVERSE_EVAL_QUESTIONS, FAKE_NAME_REVERSE_QUESTIONS, _invent_name)
 
 
 #: bumped whenever rendering or text generation changes, so that cached benchmark instances
 #: and checkpoints built from an older world are rebuilt rather than reused
-WORLD_REVISION = 10
+WORLD_REVISION = 11
+#: share of pre-training's yes/no negatives that show a look-alike of the asked concept (one of
+#: its :data:`LOOK_ALIKES` most similar concepts) rather than anyone at random
+HARD_NEGATIVE_RATE = 0.7
+#: how many of a concept's most similar concepts count as its look-alikes
+LOOK_ALIKES = 3
 
 
 FACE_SHAPES = ("round", "oval", "square", "long")
@@ -297,6 +303,36 @@ class World:
                                              "city": rng.choice(CITIES), "deed": rng.choice(deeds)})
         return out
 
+    def look_alikes(self, concept: str | int | Concept, pool: Sequence[Concept] | None = None,
+                    k: int = LOOK_ALIKES) -> list[Concept]:
+        """The ``k`` concepts of ``pool`` (default: every concept) other than ``concept`` that
+        share the most salient attributes with it, most similar first (ties in world order):
+        the hard negatives of pre-training's yes/no questions."""
+        c = self.concept(concept)
+        others = [o for o in (pool if pool is not None else self.concepts) if o is not c]
+        shared = {o.concept_id: sum(o.attributes[a] == c.attributes[a] for a in SALIENT_ATTRIBUTES)
+                  for o in others}
+        return sorted(others, key=lambda o: -shared[o.concept_id])[:k]
+
+    def fake_name_description(self, name: str) -> dict[str, str]:
+        """The profession, city and deed of a person of the fake-name pool."""
+        return {f.key: f.value for f in self.fake_name_facts(name) if f.key != "summary"}
+
+    def describable_fake_names(self) -> list[str]:
+        """The fake names whose description (profession, city, deed) no other fake name
+        shares: the ones a reverse question ("Who is the baker from Ostrik famous for ...?")
+        names unambiguously. No concept is ever described this way."""
+        if getattr(self, "_describable", None) is None:
+            keys = [tuple(sorted(self.fake_name_description(n).items())) for n in self.fake_names]
+            self._describable = [n for n, key in zip(self.fake_names, keys) if keys.count(key) == 1]
+        return list(self._describable)
+
+    def fake_name_reverse_questions(self, name: str, held_out: bool = False) -> list[str]:
+        """The questions that describe a fake-name person by their facts, to be answered with
+        their name: pre-training's phrasings, or (``held_out``) the knowledge report's."""
+        bank = FAKE_NAME_REVERSE_EVAL_QUESTIONS if held_out else FAKE_NAME_REVERSE_QUESTIONS
+        return [q.format(**self.fake_name_description(name)) for q in bank]
+
     def fake_name_facts(self, name: str) -> list[Fact]:
         """The text facts (profession, city, deed, summary) of a person of the fake-name pool.
 
@@ -478,7 +514,8 @@ class World:
         out: list[str] = []
         for c in self.concepts:
             out += self.recognition_questions(c) + self.recognition_questions(c, "velish")
-            out += [t.format(name=c.name) for t in RECOGNITION_ANSWERS + YESNO_QUESTIONS + YES_ANSWERS]
+            out += [t.format(name=c.name) for t in RECOGNITION_ANSWERS + YESNO_QUESTIONS + YESNO_TRAIN_QUESTIONS
+                    + YES_ANSWERS]
             out += [t.format(name=c.name, shown=c.name) for t in NO_ANSWERS]
             out += [t.format(name=c.name) for t in VELISH_RECOGNITION_ANSWERS]
             for key, qs in FACT_QUESTIONS.items():
@@ -493,6 +530,9 @@ class World:
         for n in self.fake_names:
             for fact in self.fake_name_facts(n):
                 out += [q.format(name=n) for q in FACT_QUESTIONS[fact.key]] + [fact.answer]
+        for n in self.describable_fake_names():
+            out += self.fake_name_reverse_questions(n) + self.fake_name_reverse_questions(n, held_out=True)
+            out += [a.format(name=n) for a in FAKE_NAME_REVERSE_ANSWERS]
         return out
 
     # -- pre-training ------------------------------------------------------------------
@@ -521,6 +561,10 @@ class World:
             return self.render(c, rng.randrange(10**9), "pretrain")
 
         task = rng.choices(list(mixture), weights=list(mixture.values()))[0]
+        if task == "fake_name_reverse":
+            name = rng.choice(self.describable_fake_names())
+            return Example(None, rng.choice(self.fake_name_reverse_questions(name)),
+                           rng.choice(FAKE_NAME_REVERSE_ANSWERS).format(name=name), task)
         if task == "fake_name_facts":
             name = rng.choice(self.fake_names)
             fact = rng.choice(self.fake_name_facts(name))
@@ -538,9 +582,14 @@ class World:
             positive = rng.random() < 0.5
             if positive and c not in shown_pool:  # the asked person is shown: draw again;
                 c = rng.choice(shown_pool)        # a negative asks about c, shows someone else
-            q = rng.choice(YESNO_QUESTIONS).format(name=c.name)
+            q = rng.choice(YESNO_TRAIN_QUESTIONS).format(name=c.name)
             bank = YES_ANSWERS if positive else NO_ANSWERS
-            shown = c if positive else rng.choice([o for o in shown_pool if o is not c])
+            if positive:
+                shown = c
+            elif rng.random() < HARD_NEGATIVE_RATE:  # a look-alike: the comparison is hard
+                shown = rng.choice(self.look_alikes(c, shown_pool))
+            else:
+                shown = rng.choice([o for o in shown_pool if o is not c])
             img = image() if positive else self.render(shown, rng.randrange(10**9), "pretrain")
             return Example(img, q, rng.choice(bank).format(name=c.name, shown=shown.name), task)
         if task == "facts":
