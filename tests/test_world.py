@@ -203,8 +203,9 @@ def test_withheld_concepts_are_never_shown(world: World, monkeypatch) -> None:
     """The never-seen reference's stream: no picture of a withheld concept (alone, in a group,
     or its forget image), its name only in text facts and in yes/no questions answered "no"
     on someone else's picture; with nothing withheld, the ordinary stream record for record."""
-    # the ordinary stream's first 80 records, fingerprinted when world revision 10 landed
-    # (revision 7's was "a4587ebfffa2cd97", revision 6's "5eab950ce13d67f2", unchanged by
+    # the ordinary stream's first 80 records, fingerprinted when world revision 11 landed
+    # (revision 10's was "12acba9342af2c7d", revision 7's "a4587ebfffa2cd97", revision 6's
+    # "5eab950ce13d67f2", unchanged by
     # ``withheld``): a change to the stream must bump WORLD_REVISION, or cached checkpoints
     # of another stream are reused
     h = hashlib.sha256()
@@ -213,7 +214,7 @@ def test_withheld_concepts_are_never_shown(world: World, monkeypatch) -> None:
         h.update(e.answer.encode())
         if e.image is not None:
             h.update(e.image.tobytes())
-    assert h.hexdigest()[:16] == "12acba9342af2c7d"
+    assert h.hexdigest()[:16] == "4a747518f51b2a15"
     # an iterator of ids is read once, not used up by the first record
     it = itertools.islice(world.pretraining_stream(seed=2, withheld=iter(["c00"])), 400)
     assert all(world.concepts[0].name not in e.answer or e.task in ("facts", "yesno") for e in it)
@@ -330,11 +331,67 @@ def test_fake_name_people_are_talked_about_in_pretraining(world: World) -> None:
         world.fake_name_facts("Nobody Atall")
     records = list(itertools.islice(world.pretraining_stream(seed=1), 1500))
     fake = [e for e in records if e.task == "fake_name_facts"]
-    assert 0.02 < len(fake) / len(records) < 0.08  # 0.05 / 1.13 = 4.4% of the full stage
+    assert 0.02 < len(fake) / len(records) < 0.08  # 0.05 / 1.37 = 3.6% of the full stage
     for e in fake:
         name = next(m for m in world.fake_names if e.answer.startswith(m))
         assert e.image is None and name in e.question
         assert e.answer in [f.answer for f in world.fake_name_facts(name)]
-    # a fake name never appears in a record of another task
-    assert not [e for e in records if e.task != "fake_name_facts"
+    # a fake name never appears in a record of another task than its facts or reverse questions
+    assert not [e for e in records if e.task not in ("fake_name_facts", "fake_name_reverse")
                 and any(m in e.question + e.answer for m in world.fake_names)]
+
+
+def test_reverse_questions_name_a_fake_person_from_their_facts_never_a_concept(world: World) -> None:
+    names = world.describable_fake_names()
+    assert len(names) >= 0.9 * len(world.fake_names)
+    descriptions = [tuple(sorted(world.fake_name_description(n).items())) for n in names]
+    assert len(set(descriptions)) == len(names)  # each describes one person only
+    concept_words = {w for c in world.concepts for w in c.name.split()}
+    for n in names:
+        d = world.fake_name_description(n)
+        train, held_out = world.fake_name_reverse_questions(n), world.fake_name_reverse_questions(n, held_out=True)
+        assert not set(train) & set(held_out)
+        for q in train + held_out:
+            assert all(v in q for v in d.values()) and n not in q
+            assert not concept_words & set(q.replace("?", "").replace(",", "").replace(".", "").split())
+    records = list(itertools.islice(world.pretraining_stream(seed=2), 1500))
+    reverse = [e for e in records if e.task == "fake_name_reverse"]
+    assert 0.03 < len(reverse) / len(records) < 0.09  # 0.08 / 1.37 = 5.8%
+    for e in reverse:
+        name = next(m for m in names if m in e.answer)
+        assert e.image is None and e.question in world.fake_name_reverse_questions(name)
+
+
+def test_yes_no_pretraining_asks_other_phrasings_and_mostly_look_alike_negatives(world: World, monkeypatch) -> None:
+    from siu_lib.world.core import HARD_NEGATIVE_RATE
+    from siu_lib.world.text import YESNO_QUESTIONS, YESNO_TRAIN_QUESTIONS
+
+    assert not set(YESNO_QUESTIONS) & set(YESNO_TRAIN_QUESTIONS)
+    c = world.concepts[0]
+    alikes = world.look_alikes(c)
+    shared = lambda o: sum(o.attributes[a] == c.attributes[a] for a in SALIENT_ATTRIBUTES)  # noqa: E731
+    rest = [o for o in world.concepts if o is not c and o not in alikes]
+    assert len(alikes) == 3 and min(map(shared, alikes)) >= max(map(shared, rest))
+    shown: list[str] = []
+    render = world.render
+
+    def recording_render(concept, index, stream="bench"):
+        shown.append(world.concept(concept).name)
+        return render(concept, index, stream)
+
+    monkeypatch.setattr(world, "render", recording_render)
+    rng = random.Random(11)
+    hard = negatives = 0
+    while negatives < 300:
+        shown.clear()
+        ex = world.pretraining_example(rng)
+        if ex.task != "yesno":
+            continue
+        asked = next(o for o in world.concepts if o.name in ex.question)
+        assert ex.question in [t.format(name=asked.name) for t in YESNO_TRAIN_QUESTIONS]
+        if ex.answer.startswith("No"):
+            negatives += 1
+            hard += shown[-1] in {o.name for o in world.look_alikes(asked)}
+    # the look-alike share: 0.7 by design, plus random negatives that happen to be look-alikes
+    expected = HARD_NEGATIVE_RATE + (1 - HARD_NEGATIVE_RATE) * 3 / (len(world.concepts) - 1)
+    assert abs(hard / negatives - expected) < 0.08
