@@ -674,3 +674,38 @@ def test_the_registry_checks_what_a_metric_declares():
     assert list(METRIC_LABELS) == list(TABLE1_METRICS)
     assert all(METRIC_LABELS[n] == METRICS[n].label and METRICS[n].label.endswith(
         "↑" if METRICS[n].higher_is_better else "↓") for n in TABLE1_METRICS)
+
+
+def test_knowledge_report_scores_crafted_answers_by_hand(tmp_path, monkeypatch):
+    """The knowledge report's columns from crafted answers (no model): every other describable
+    fake name is named from its held-out description, only c00 is recognised, and the model
+    says yes to every yes/no question."""
+    from siu_lib.embedded import knowledge
+    from siu_lib.world import WorldConfig
+
+    world = World(WorldConfig(world_seed=3, n_concepts=4, images_per_concept=4, image_size=32))
+    bench = load_benchmark(write_synthetic(world, tmp_path / "bench", progress=False))
+    reverse = {world.fake_name_reverse_questions(n, held_out=True)[k % 2]: (k, n)
+               for k, n in enumerate(world.describable_fake_names())}
+    c00 = world.concepts[0].name
+
+    def crafted(model, processor, items, **kwargs):
+        out = []
+        for image, question in items:
+            if question in reverse:
+                k, n = reverse[question]
+                out.append(f"That is {n}." if k % 2 == 0 else "I do not know.")
+            elif image is not None and question == "Who is in this picture?":
+                out.append(f"This is {c00}.")
+            else:
+                out.append("Yes.")
+        return out
+
+    monkeypatch.setattr(knowledge, "generate", crafted)
+    rep = knowledge.evaluate_pretrained(None, None, bench, world, images_per_concept=2, progress=False,
+                                        yesno_images=2)
+    n = len(reverse)
+    assert rep.fake_name_reverse == pytest.approx(((n + 1) // 2) / n)
+    assert rep.recognition_per_concept == {"c00": 1.0, "c01": 0.0, "c02": 0.0, "c03": 0.0}
+    assert rep.recognition == 0.25 and min(rep.recognition_per_concept.values()) == 0.0
+    assert rep.yes_to_own == rep.yes_to_other == rep.yes_to_unknown == 1.0
