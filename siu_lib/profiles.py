@@ -152,7 +152,7 @@ PROFILES: dict[str, Profile] = {
         # see native_bf16 and docs/decisions.md)
         pretrain={"tiny": PretrainConfig(steps=2600, batch_size=16, lr=2e-3, align_fraction=0.25,
                                          bucket_batches=8, log_every=50),
-                  "small": PretrainConfig(steps=1250, batch_size=16, lr=1.5e-3, align_fraction=0.25,
+                  "small": PretrainConfig(steps=2600, batch_size=16, lr=2e-3, align_fraction=0.25,
                                           bucket_batches=8, log_every=50)},
         unlearn=EMBEDDED_TRAIN,
         eval_images=49,
