@@ -136,11 +136,14 @@ notebook runs the same code on either.
 
 Two sizes play the paper's 7B and 13B: `tiny` and `small`. Pre-training data: recognition
 (English and the second template language), yes/no questions (a "no" names the person
-who is shown: "No, this is X."), text facts, image→fact, general visual QA and group photos.
+who is shown: "No, this is X."; most negatives show one of the asked person's look-alikes, and
+the phrasings are not those the evaluation asks), text facts, image→fact, general visual QA
+and group photos.
 Forget images are included; generality images never are. The people of the fake-name pool,
 whose names SIU's target (a) gives the concepts, are talked about in text only (their facts,
-never a picture), as a real LLM has read countless names: every fake name is then a name the
-model can say.
+never a picture), as a real LLM has read countless names, and named from a description of
+their facts ("Who is the baker from Ostrik famous for ...?"): every fake name is then a name
+the model can say unprompted.
 Tiny's vision tower starts its position embeddings from a 2-D sine-cosine table, so every
 patch of a column shares a column code: in a group photo the language model must tell which
 name goes with the left person and which with the right one (small, compute-bound, keeps
@@ -157,7 +160,7 @@ bench = load_benchmark(ensure_synthetic(profile.world))
 checkpoints = {size: ensure_pretrained(profile.world, profile.models[size], profile.pretrain[size])
                for size in profile.models}
 {size: path.name for size, path in checkpoints.items()}  # cached under data/checkpoints/<key>'''),
-        md("## What the models know\nMeasured on **generality images** (never seen in pre-training). Targets: recognition ≥ 98% for every concept, text facts ≥ 95%, general VQA ≥ 90%, second-language recognition ≥ 95%, both identities named in group photos ≥ 90%. Two diagnostic columns follow: how often the model answers *yes* to \"is `<c>` in the image?\" when the image shows `c` (`yes_to_own`) and when it shows someone else (`yes_to_other`). Equal rates mean the yes/no answers ignore the face; that is the baseline against which the yes/no half of SIU's generality EM (notebooks 03–05) has to be read. A third rate, `yes_to_unknown`, asks the same questions (naming a concept) on pictures of strangers, faces the model never saw (`World.stranger`): the model's yes-bias on a face it does not know. It is not a bound on forgetting: notebook 03's never-seen reference, pre-trained without ever seeing five of the concepts but asked about them on other people's pictures, answers \"no\" on those concepts' own pictures (its name-level \"no\" is learned from those questions). The last two columns split the group photos by side: the left identity named before \"on the right\" (`group_left`) and the right identity named after it (`group_right`); a model that names one person twice fails one side."),
+        md("## What the models know\nMeasured on **generality images** (never seen in pre-training), for both sizes. Targets: recognition ≥ 98% overall and ≥ 90% for every concept (`recognition_min`, the weakest), text facts ≥ 95%, general VQA ≥ 90%, second-language recognition ≥ 95%, both identities named in group photos ≥ 90%; and, since half of every generality EM is yes/no, grounded yes/no answers: *yes* to \"is `<c>` in the image?\" on a picture of `c` (`yes_to_own`) ≥ 95%, on a picture of another concept (`yes_to_other`) ≤ 5%, and on a stranger's face the model never saw (`yes_to_unknown`, `World.stranger`) ≤ 5%. The yes/no questions are the evaluation's phrasings, which pre-training never asks. `fake_name_reverse` (≥ 90%) names the people of the fake-name pool from a description of their facts, in phrasings pre-training never asks: SIU's target (a) needs a model that can say a fake name. `small` should know at least as much as `tiny` (no row worse by more than a point). The last two columns split the group photos by side: the left identity named before \"on the right\" (`group_left`) and the right identity named after it (`group_right`); a model that names one person twice fails one side."),
         code('''table, per_concept = pretrain_table(checkpoints, bench, world, images_per_concept=profile.eval_images)
 from siu_lib.results import atomic_write_csv
 atomic_write_csv(RESULTS / "pretrain.csv", table)
@@ -296,7 +299,8 @@ target's own text facts ≥ 90%; diversity within 10 points of the original mode
 
 The generality EM is the mean over two prompt sets, so the table also splits it: **open
 prompts** ("who is this?"; forgotten when the answer does not name the concept) and **yes/no
-prompts** ("is `<c>` in this image?"; forgotten when the answer does not start with yes), each
+prompts** ("is `<c>` in this image?"; forgotten when the answer neither starts with yes nor names
+the person shown as the concept, as "No, this is `<c>`." does), each
 beside the original model's value. Target (a)'s fake names work on the open prompts; only
 target (b)'s two records ask a yes/no question, so the yes/no half moves only as far as the
 model's yes/no answers come from the face it recognises. The embedded model's pre-training makes
@@ -409,9 +413,10 @@ targets'''),
 ### How the yes/no answers fail
 
 Each run's answers to the yes/no prompts on generality images, read back from its JSON and
-sorted into four kinds (`siu_lib.diagnostics.yesno_answer_kinds`, % of the run's yes/no
+sorted into five kinds (`siu_lib.diagnostics.yesno_answer_kinds`, % of the run's yes/no
 answers): **no** (the concept is forgotten; this column is the yes/no half of the generality
-EM above), **yes naming the concept**, **yes naming someone else** (a word of another concept's
+EM above), **no naming the concept** ("No, this is `<c>`.": the "no" names the person shown as
+the concept, so it reveals it), **yes naming the concept**, **yes naming someone else** (a word of another concept's
 name or of a fake name: the answer's "yes" contradicts the identity it names), and **yes naming nobody**
 ("Yes.", garbled text). A run whose column "no" is 0 or 100 gave the same first word, yes or
 no, on every picture of the concept.
@@ -442,7 +447,8 @@ Below it, the *picture* decides (some pictures forgotten whatever the question).
 prompts the evaluation asks are descriptive ("Who is the person with white hair?") and none of
 them is among target (a)'s training questions; the yes/no prompts share most of their phrasings
 with target (b)'s pool, but a run trains only two of them (its two (b) records), so most of the
-ten are phrasings it was not trained on.
+ten are phrasings it was not trained on (and none is a phrasing of pre-training's yes/no
+questions).
 """),
         code('''from siu_lib.diagnostics import question_consistency
 consistency = pd.DataFrame([
