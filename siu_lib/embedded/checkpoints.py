@@ -56,7 +56,10 @@ def build_and_pretrain(world: World, model_cfg: EmbeddedConfig, train_cfg: Pretr
     tokenizer = train_tokenizer(world.texts(), model_cfg.vocab_size)
     model, processor = build_embedded_model(model_cfg, tokenizer, seed=train_cfg.seed)
     align = int(round(train_cfg.align_fraction * train_cfg.steps)) * train_cfg.batch_size
-    stream = world.pretraining_stream(train_cfg.seed, align_examples=align, withheld=train_cfg.withheld)
+    grounding_steps = int(round(train_cfg.grounding_fraction * train_cfg.steps))
+    grounding_from = (train_cfg.steps - grounding_steps) * train_cfg.batch_size if grounding_steps else None
+    stream = world.pretraining_stream(train_cfg.seed, align_examples=align, withheld=train_cfg.withheld,
+                                      grounding_from=grounding_from)
 
     def next_example(_rng: Any) -> Example:
         e = next(stream)

@@ -13,13 +13,13 @@ from PIL import Image, ImageDraw
 
 from ..errors import ConfigError, UnknownNameError
 from .render import CLOTHING_COLORS, EYE_COLORS, HAIR_COLORS, SKIN_TONES, _render_scene
-from .text import (ALIGN_MIXTURE, CITIES, CONCEPT_INITIALS, DEED_OBJECTS, DEED_VERBS,
+from .text import (ALIGN_MIXTURE, GROUNDING_MIXTURE, CITIES, CONCEPT_INITIALS, DEED_OBJECTS, DEED_VERBS,
                    DESCRIPTIVE_QUESTIONS, FACT_ANSWERS, FACT_QUESTIONS, GROUP_ANSWER,
                    GROUP_QUESTIONS, MIA_PROMPTS, MULTIHOP_ANSWERS, MULTIHOP_QUESTIONS,
                    NAME_INITIALS, NO_ANSWERS, PRETRAIN_MIXTURE, PROBE_QUESTION, PROFESSIONS,
                    RECOGNITION_ANSWERS, RECOGNITION_QUESTIONS, VELISH_COLORS,
                    VELISH_RECOGNITION_ANSWERS, VELISH_RECOGNITION_QUESTIONS, YESNO_QUESTIONS,
-                   YESNO_TRAIN_QUESTIONS, YES_ANSWERS, FAKE_NAME_REVERSE_ANSWERS,
+                   YESNO_TRAIN_QUESTIONS, YES_ANSWERS, STRANGER_NO_ANSWERS, FAKE_NAME_REVERSE_ANSWERS,
                    FAKE_NAME_REVERSE_EVAL_QUESTIONS, FAKE_NAME_REVERSE_QUESTIONS, _invent_name)
 
 
@@ -31,6 +31,12 @@ WORLD_REVISION = 11
 HARD_NEGATIVE_RATE = 0.7
 #: how many of a concept's most similar concepts count as its look-alikes
 LOOK_ALIKES = 3
+#: share of pre-training's yes/no negatives asked on a stranger's face (someone the world never
+#: names), answered with a plain "no"; the other negatives show a concept
+STRANGER_NEGATIVE_RATE = 0.2
+#: pre-training's strangers are numbered from here on (:meth:`World.stranger`); the knowledge
+#: report's ``yes_to_unknown`` asks about strangers numbered below it, faces never trained on
+TRAIN_STRANGERS_FROM = 10**6
 
 
 FACE_SHAPES = ("round", "oval", "square", "long")
@@ -516,7 +522,7 @@ class World:
             out += self.recognition_questions(c) + self.recognition_questions(c, "velish")
             out += [t.format(name=c.name) for t in RECOGNITION_ANSWERS + YESNO_QUESTIONS + YESNO_TRAIN_QUESTIONS
                     + YES_ANSWERS]
-            out += [t.format(name=c.name, shown=c.name) for t in NO_ANSWERS]
+            out += [t.format(name=c.name, shown=c.name) for t in NO_ANSWERS + STRANGER_NO_ANSWERS]
             out += [t.format(name=c.name) for t in VELISH_RECOGNITION_ANSWERS]
             for key, qs in FACT_QUESTIONS.items():
                 out += [q.format(name=c.name) for q in qs] + [c.fact(key).answer]
@@ -549,9 +555,9 @@ class World:
         seen them, the "retrain without the forget set" reference of unlearning. With no
         withheld concept the stream is the same record for record as without the argument.
         """
-        mixture = {"full": PRETRAIN_MIXTURE, "align": ALIGN_MIXTURE}.get(stage)
+        mixture = {"full": PRETRAIN_MIXTURE, "align": ALIGN_MIXTURE, "grounding": GROUNDING_MIXTURE}.get(stage)
         if mixture is None:
-            raise UnknownNameError(f"unknown pre-training stage {stage!r}; known: 'full', 'align'")
+            raise UnknownNameError(f"unknown pre-training stage {stage!r}; known: 'full', 'align', 'grounding'")
         shown_pool = self._shown_pool(withheld)
         c = rng.choice(self.concepts)
 
@@ -584,6 +590,9 @@ class World:
                 c = rng.choice(shown_pool)        # a negative asks about c, shows someone else
             q = rng.choice(YESNO_TRAIN_QUESTIONS).format(name=c.name)
             bank = YES_ANSWERS if positive else NO_ANSWERS
+            if not positive and rng.random() < STRANGER_NEGATIVE_RATE:  # a face it cannot name
+                img = self.render_stranger(TRAIN_STRANGERS_FROM + rng.randrange(10**9))
+                return Example(img, q, rng.choice(STRANGER_NO_ANSWERS).format(name=c.name), task)
             if positive:
                 shown = c
             elif rng.random() < HARD_NEGATIVE_RATE:  # a look-alike: the comparison is hard
@@ -612,10 +621,13 @@ class World:
                        "group")
 
     def pretraining_stream(self, seed: int = 0, align_examples: int = 0,
-                           withheld: Collection[str] = ()) -> Iterator[Example]:
+                           withheld: Collection[str] = (),
+                           grounding_from: int | None = None) -> Iterator[Example]:
         """An endless, deterministic stream of pre-training records: first ``align_examples``
         records of the identity-alignment stage (like LLaVA's stage 1, which aligns the vision
-        features with the language model before instruction tuning), then the full mixture.
+        features with the language model before instruction tuning), then the full mixture,
+        and from record ``grounding_from`` on (counted from the stream's start; ``None``:
+        never) the grounding stage (:data:`GROUNDING_MIXTURE`, half yes/no).
         ``withheld`` concepts are never shown (see :meth:`pretraining_example`)."""
         if not isinstance(withheld, str):
             withheld = tuple(withheld)  # an iterator would be used up by the first record
@@ -623,8 +635,11 @@ class World:
         rng = _seeded("pretrain-stream", self.config.world_seed, seed)
         for _ in range(align_examples):
             yield self.pretraining_example(rng, stage="align", withheld=withheld)
+        k = align_examples
         while True:
-            yield self.pretraining_example(rng, withheld=withheld)
+            stage = "grounding" if grounding_from is not None and k >= grounding_from else "full"
+            yield self.pretraining_example(rng, stage=stage, withheld=withheld)
+            k += 1
 
     def _shown_pool(self, withheld: Collection[str]) -> list[Concept]:
         """The concepts pre-training may show, given the withheld concept ids."""

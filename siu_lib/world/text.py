@@ -136,6 +136,11 @@ NO_ANSWERS = ("No, this is {shown}.", "No, {name} is not in the picture; this is
               "No, that is {shown}.")
 
 
+#: a "no" on a stranger's face: there is nobody the model could name
+STRANGER_NO_ANSWERS = ("No, {name} is not in the picture.", "No, this is not {name}.",
+                       "No, I do not see {name} here.")
+
+
 #: text-only questions that describe a person of the fake-name pool by their facts, answered
 #: with their name (:meth:`World.fake_name_reverse_questions`): the model learns to say each
 #: fake name, as an MLLM has said countless names it read about. Pre-training asks the first
@@ -230,14 +235,21 @@ GROUP_ANSWER = "On the left is {left}, and on the right is {right}."
 
 
 #: the pre-training mixture (task -> relative weight; ``random.choices`` normalises them, so
-#: with a sum of 1.37 yes/no's share is 0.32 / 1.37 = 23.4%); identity tasks dominate because
+#: with a sum of 1.43 yes/no's share is 0.32 / 1.43 = 22.4%); identity tasks dominate because
 #: they are what the vision tower must learn from scratch. ``fake_name_facts`` are text-only
 #: facts about the people of the fake-name pool (:meth:`World.fake_name_facts`),
 #: ``fake_name_reverse`` the reverse questions that name them from their facts
 #: (:meth:`World.fake_name_reverse_questions`)
 PRETRAIN_MIXTURE = {"recognition": 0.22, "recognition_velish": 0.10, "yesno": 0.32,
                     "facts": 0.10, "multihop": 0.08, "general_vqa": 0.22, "group": 0.20,
-                    "fake_name_facts": 0.05, "fake_name_reverse": 0.08}
+                    "fake_name_facts": 0.05, "fake_name_reverse": 0.14}
+
+
+#: the last stage (grounding): the full mixture with yes/no questions as half of the records,
+#: when the model already names every identity and can learn to compare the asked name with
+#: the one it sees
+GROUNDING_MIXTURE = {**PRETRAIN_MIXTURE,
+                     "yesno": sum(w for k, w in PRETRAIN_MIXTURE.items() if k != "yesno")}
 
 
 #: stage 1 (identity alignment): naming the people in single and group pictures
