@@ -191,6 +191,9 @@ def test_yes_no_pretraining_answers_name_who_is_shown(world: World, monkeypatch)
         if ex.answer.startswith("Yes"):
             n_yes += 1
             assert shown[-1] == asked and (ex.answer == "Yes." or asked in ex.answer), (ex.answer, shown)
+        elif not shown:  # a stranger's face: a plain "no" that names nobody but the asked one
+            named = {c.name for c in world.concepts if c.name in ex.answer}
+            assert ex.answer.startswith("No,") and named == {asked}, ex.answer
         else:
             n_no += 1
             assert ex.answer.startswith("No,") and shown[-1] != asked, (ex.question, ex.answer, shown)
@@ -204,6 +207,7 @@ def test_withheld_concepts_are_never_shown(world: World, monkeypatch) -> None:
     or its forget image), its name only in text facts and in yes/no questions answered "no"
     on someone else's picture; with nothing withheld, the ordinary stream record for record."""
     # the ordinary stream's first 80 records, fingerprinted when world revision 11 landed
+    # (with stranger negatives and the grounding stage's mixture)
     # (revision 10's was "12acba9342af2c7d", revision 7's "a4587ebfffa2cd97", revision 6's
     # "5eab950ce13d67f2", unchanged by
     # ``withheld``): a change to the stream must bump WORLD_REVISION, or cached checkpoints
@@ -214,7 +218,7 @@ def test_withheld_concepts_are_never_shown(world: World, monkeypatch) -> None:
         h.update(e.answer.encode())
         if e.image is not None:
             h.update(e.image.tobytes())
-    assert h.hexdigest()[:16] == "4a747518f51b2a15"
+    assert h.hexdigest()[:16] == "09261f9a3a39e3ce"
     # an iterator of ids is read once, not used up by the first record
     it = itertools.islice(world.pretraining_stream(seed=2, withheld=iter(["c00"])), 400)
     assert all(world.concepts[0].name not in e.answer or e.task in ("facts", "yesno") for e in it)
@@ -363,7 +367,7 @@ def test_reverse_questions_name_a_fake_person_from_their_facts_never_a_concept(w
 
 
 def test_yes_no_pretraining_asks_other_phrasings_and_mostly_look_alike_negatives(world: World, monkeypatch) -> None:
-    from siu_lib.world.core import HARD_NEGATIVE_RATE
+    from siu_lib.world.core import HARD_NEGATIVE_RATE, STRANGER_NEGATIVE_RATE
     from siu_lib.world.text import YESNO_QUESTIONS, YESNO_TRAIN_QUESTIONS
 
     assert not set(YESNO_QUESTIONS) & set(YESNO_TRAIN_QUESTIONS)
@@ -381,7 +385,7 @@ def test_yes_no_pretraining_asks_other_phrasings_and_mostly_look_alike_negatives
 
     monkeypatch.setattr(world, "render", recording_render)
     rng = random.Random(11)
-    hard = negatives = 0
+    hard = negatives = strangers = 0
     while negatives < 300:
         shown.clear()
         ex = world.pretraining_example(rng)
@@ -389,9 +393,22 @@ def test_yes_no_pretraining_asks_other_phrasings_and_mostly_look_alike_negatives
             continue
         asked = next(o for o in world.concepts if o.name in ex.question)
         assert ex.question in [t.format(name=asked.name) for t in YESNO_TRAIN_QUESTIONS]
-        if ex.answer.startswith("No"):
+        if ex.answer.startswith("No") and not shown:
+            strangers += 1  # a stranger's face: rendered by render_stranger, not render
+        elif ex.answer.startswith("No"):
             negatives += 1
             hard += shown[-1] in {o.name for o in world.look_alikes(asked)}
     # the look-alike share: 0.7 by design, plus random negatives that happen to be look-alikes
     expected = HARD_NEGATIVE_RATE + (1 - HARD_NEGATIVE_RATE) * 3 / (len(world.concepts) - 1)
     assert abs(hard / negatives - expected) < 0.08
+    assert abs(strangers / (strangers + negatives) - STRANGER_NEGATIVE_RATE) < 0.06
+
+
+def test_the_grounding_stage_makes_half_of_the_records_yes_no(world: World) -> None:
+    records = list(itertools.islice(world.pretraining_stream(seed=4, align_examples=50, grounding_from=1550), 3050))
+    full = sum(e.task == "yesno" for e in records[50:1550]) / 1500
+    grounding = sum(e.task == "yesno" for e in records[1550:]) / 1500
+    assert abs(full - 0.32 / 1.43) < 0.04 and abs(grounding - 0.5) < 0.04
+    # without a grounding stage the stream is the full mixture all along, record for record
+    plain = list(itertools.islice(world.pretraining_stream(seed=4, align_examples=50), 1550))
+    assert [(e.question, e.answer) for e in plain] == [(e.question, e.answer) for e in records[:1550]]
