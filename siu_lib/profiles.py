@@ -151,11 +151,9 @@ PROFILES: dict[str, Profile] = {
         # one precision on every CPU: float32 (bf16 autocast is the -native variant's opt-in,
         # see native_bf16 and docs/decisions.md)
         pretrain={"tiny": PretrainConfig(steps=3600, batch_size=16, lr=2e-3, align_fraction=0.25,
-                                         grounding_fraction=1 / 3,
                                          bucket_batches=8, log_every=50),
                   "small": PretrainConfig(steps=3600, batch_size=16, lr=2e-3, align_fraction=0.25,
-                                          grounding_fraction=1 / 3,
-                                          bucket_batches=8, log_every=50)},
+                                           bucket_batches=8, log_every=50)},
         unlearn=EMBEDDED_TRAIN,
         eval_images=49,
         unlearn_concepts=5,
