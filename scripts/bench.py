@@ -5,7 +5,8 @@
   stand-in model's knowledge targets), for the ``default`` profile's checkpoints (built, and timed, when missing).
 * ``pretrain_step_cost.csv``: seconds per pre-training step of each embedded size (alignment
   stage and full mixture, in the profile's precision and the other), measured side by side,
-  and the wall time the profile's step count would take here against the 10-minute pre-training budget.
+  and the wall time the profile's step count (grounding stage included) would take here against the
+  30-minute pre-training budget.
 * ``cpu_path_cost.csv``: what the pinned CPU code path (:mod:`siu_lib.cpu`) costs here: seconds
   per pre-training step of the ``tiny`` model on the pinned path and on this CPU's native
   kernels (``SIU_CPU_PATH=native``), each in fresh child processes, alternated, and their ratio.
@@ -118,7 +119,7 @@ def bench_pretrain_steps(sizes: list[str], profile_name: str = "default", n_step
                          "timed_steps": steps,
                          "seconds_per_step_align": round(per_step["align"], 4),
                          "seconds_per_step_full": round(per_step["full"], 4),
-                         "profile_steps": cfg.steps, "projected_seconds": round(projected, 1),
+                         "profile_steps": cfg.steps + cfg.grounding_steps, "projected_seconds": round(projected, 1),
                          "budget_ratio": round(projected / PRETRAIN_BUDGET_SECONDS, 3)})
     return pd.DataFrame(rows)
 

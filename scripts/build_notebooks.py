@@ -136,9 +136,14 @@ notebook runs the same code on either.
 
 Two sizes play the paper's 7B and 13B: `tiny` and `small`. Pre-training data: recognition
 (English and the second template language), yes/no questions (a "no" names the person
-who is shown: "No, this is X."; most negatives show one of the asked person's look-alikes, and
-the phrasings are not those the evaluation asks), text facts, image→fact, general visual QA
-and group photos.
+who is shown: "No, this is X."; most negatives show one of the asked person's look-alikes, some
+show a stranger, and the phrasings are not those the evaluation asks), text facts, image→fact,
+general visual QA and group photos.
+Pre-training has three stages, each a mixture of these tasks: identity alignment (naming the
+people, a quarter of the main steps, like LLaVA's feature alignment), the full mixture, and a
+grounding stage with its own learning-rate schedule in which half of the records are yes/no
+questions, so that the model, which by then names every identity, learns to weigh the asked name
+against the face it sees.
 Forget images are included; generality images never are. The people of the fake-name pool,
 whose names SIU's target (a) gives the concepts, are talked about in text only (their facts,
 never a picture), as a real LLM has read countless names, and named from a description of

@@ -11,6 +11,8 @@ import pytest
 from siu_lib.bench import load_benchmark, write_synthetic
 from siu_lib.errors import ConfigError, UnknownNameError
 from siu_lib.evaluate import TABLE1_METRICS, EvalConfig, evaluate_unlearning
+from siu_lib.embedded import KNOWLEDGE_MAX_NEW_TOKENS
+from siu_lib.metrics import reveals_yesno
 from siu_lib import runs as run_store
 from siu_lib.analysis import (SWEEP_COLUMNS, SWEEP_CONFIG_COLUMNS, SweepSetting, choose_setting,
                               never_seen_runs, seed_spread_row, siu_target_runs, siu_targets,
@@ -236,12 +238,39 @@ def test_knowledge_report_counts_yes_answers_to_own_and_other_names(micro, tmp_p
     # ... and stranger i*2+k, a face the model never saw, asked with concept i's name
     unknown = [(micro.world.render_stranger(i * 2 + k), micro.world.yesno_prompts(c)[k])
                for i, c in enumerate(concepts) for k in range(2)]
-    answers = generate(micro.model, micro.processor, own + other + unknown, max_new_tokens=8,
-                       progress=False)
-    said_yes = [a.strip().lower().startswith("yes") for a in answers]
+    answers = generate(micro.model, micro.processor, own + other + unknown,
+                       max_new_tokens=KNOWLEDGE_MAX_NEW_TOKENS, progress=False)
+    said_yes = [reveals_yesno(a) for a in answers]
     assert rep.yes_to_own == sum(said_yes[:8]) / 8
     assert rep.yes_to_other == sum(said_yes[8:16]) / 8
     assert rep.yes_to_unknown == sum(said_yes[16:]) / 8
+
+
+@pytest.mark.slow
+def test_micro_model_says_yes_to_its_own_name_more_than_to_another(micro, tmp_path):
+    """A micro model pre-trained in the test on the world's stream (look-alike negatives,
+    strangers) and then a grounding stage (half yes/no, its own schedule) grounds its yes/no
+    answers in the face: yes to the shown person's own name far more often than to another
+    concept's or on a stranger's face, by a wider margin than the session's micro model, which
+    had no grounding stage."""
+    from dataclasses import replace
+
+    from conftest import MICRO_MODEL, MICRO_PRETRAIN
+    from siu_lib.embedded import build_and_pretrain, evaluate_pretrained
+
+    bench = load_benchmark(write_synthetic(micro.world, tmp_path / "bench", progress=False))
+    model, processor, _ = build_and_pretrain(micro.world, MICRO_MODEL,
+                                             replace(MICRO_PRETRAIN, grounding_steps=300, grounding_lr=1e-3),
+                                             progress=False)
+    kw = dict(images_per_concept=3, progress=False, yesno_images=5)
+    grounded = evaluate_pretrained(model, processor, bench, micro.world, **kw)
+    plain = evaluate_pretrained(micro.model, micro.processor, bench, micro.world, **kw)
+    print("yes to own/other/unknown: grounded", grounded.yes_to_own, grounded.yes_to_other,
+          grounded.yes_to_unknown, "plain", plain.yes_to_own, plain.yes_to_other, plain.yes_to_unknown)
+    assert grounded.yes_to_own >= grounded.yes_to_other + 0.4
+    assert grounded.yes_to_own >= grounded.yes_to_unknown + 0.4
+    assert plain.yes_to_own > plain.yes_to_other
+
 
 
 def test_group_photo_sides_are_scored_separately(micro, tmp_path):

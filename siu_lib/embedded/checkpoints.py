@@ -56,8 +56,7 @@ def build_and_pretrain(world: World, model_cfg: EmbeddedConfig, train_cfg: Pretr
     tokenizer = train_tokenizer(world.texts(), model_cfg.vocab_size)
     model, processor = build_embedded_model(model_cfg, tokenizer, seed=train_cfg.seed)
     align = int(round(train_cfg.align_fraction * train_cfg.steps)) * train_cfg.batch_size
-    grounding_steps = int(round(train_cfg.grounding_fraction * train_cfg.steps))
-    grounding_from = (train_cfg.steps - grounding_steps) * train_cfg.batch_size if grounding_steps else None
+    grounding_from = train_cfg.steps * train_cfg.batch_size if train_cfg.grounding_steps else None
     stream = world.pretraining_stream(train_cfg.seed, align_examples=align, withheld=train_cfg.withheld,
                                       grounding_from=grounding_from)
 
@@ -67,13 +66,18 @@ def build_and_pretrain(world: World, model_cfg: EmbeddedConfig, train_cfg: Pretr
 
     t0 = time.perf_counter()
     losses = pretrain(model, processor, next_example, train_cfg, progress=progress)
+    if train_cfg.grounding_steps:  # the grounding stage: the same stream, a schedule of its own
+        stage = replace(train_cfg, steps=train_cfg.grounding_steps, lr=train_cfg.grounding_lr,
+                        align_fraction=0.0, grounding_steps=0)
+        model.train()
+        losses += pretrain(model, processor, next_example, stage, progress=progress)
     seconds = time.perf_counter() - t0
     info = {"params": count_parameters(model), "pretrain_seconds": seconds, "losses": losses}
     return model, processor, info
 
 
 #: the pre-training time budget of each embedded model size on 2 CPU cores (seconds)
-PRETRAIN_BUDGET_SECONDS = 600.0
+PRETRAIN_BUDGET_SECONDS = 1800.0
 
 
 def pretrain_step_seconds(world: World, model_cfg: EmbeddedConfig, train_cfg: PretrainConfig,
@@ -115,10 +119,11 @@ def pretrain_step_seconds(world: World, model_cfg: EmbeddedConfig, train_cfg: Pr
 def projected_pretrain_seconds(step_seconds: dict[str, float], train_cfg: PretrainConfig) -> float:
     """Wall time of ``train_cfg``'s pre-training at the measured seconds per step of each
     stage (:func:`pretrain_step_seconds`): ``align_fraction`` of the steps (rounded as
-    :func:`build_and_pretrain` rounds them) at the alignment stage's cost, the rest at the
-    full mixture's."""
+    :func:`build_and_pretrain` rounds them) at the alignment stage's cost, the rest and the
+    grounding stage's ``grounding_steps`` at the full mixture's."""
     align = int(round(train_cfg.align_fraction * train_cfg.steps))
-    return align * step_seconds["align"] + (train_cfg.steps - align) * step_seconds["full"]
+    return (align * step_seconds["align"]
+            + (train_cfg.steps - align + train_cfg.grounding_steps) * step_seconds["full"])
 
 
 def ensure_pretrained(world_cfg: WorldConfig, model_cfg: EmbeddedConfig, train_cfg: PretrainConfig,

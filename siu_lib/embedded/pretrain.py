@@ -43,9 +43,13 @@ class PretrainConfig:
             the people in single and group pictures), before the full mixture; used by
             :func:`siu_lib.embedded.build_and_pretrain` to shape the world's example stream,
             in the spirit of LLaVA's stage-1 feature alignment.
-        grounding_fraction: fraction of the steps, at the end, spent in the grounding stage
-            (:data:`siu_lib.world.text.GROUNDING_MIXTURE`: half of the records are yes/no
-            questions), once the model names every identity.
+        grounding_steps: steps of the grounding stage, run after ``steps`` with a schedule of
+            its own (warm-up then ``schedule`` again, from ``grounding_lr``): the full mixture
+            with half of the records yes/no questions
+            (:data:`siu_lib.world.text.GROUNDING_MIXTURE`), once the model names every identity,
+            so that it learns to weigh the asked name against the face it sees (0: no stage).
+            Like LLaVA's training stages, each stage has its own learning-rate schedule.
+        grounding_lr: the grounding stage's peak learning rate.
         vision_lr_scale: the vision tower's and projector's learning rate is ``lr`` times this.
         bucket_batches: draw this many batches' worth of examples at a time, sort them by
             length and cut them into batches (in a shuffled order), so that rows of similar
@@ -71,7 +75,8 @@ class PretrainConfig:
     max_grad_norm: float | None = 1.0
     max_length: int | None = None
     align_fraction: float = 0.0
-    grounding_fraction: float = 0.0
+    grounding_steps: int = 0
+    grounding_lr: float = 5e-4
     vision_lr_scale: float = 1.0
     bucket_batches: int = 1
     bf16: bool = False
@@ -94,9 +99,9 @@ class PretrainConfig:
                 f"lr must be > 0 and warmup, weight_decay >= 0, got "
                 f"{self.lr}, {self.warmup}, {self.weight_decay}"
             )
-        if not 0.0 <= self.grounding_fraction < 1.0 or self.align_fraction + self.grounding_fraction >= 1.0:
-            raise ConfigError(f"grounding_fraction must be in [0, 1) and leave room for the full mixture "
-                              f"after align_fraction, got {self.grounding_fraction} and {self.align_fraction}")
+        if self.grounding_steps < 0 or self.grounding_lr <= 0:
+            raise ConfigError(f"grounding_steps must be >= 0 and grounding_lr > 0, got "
+                              f"{self.grounding_steps} and {self.grounding_lr}")
         if not 0.0 <= self.align_fraction < 1.0 or self.vision_lr_scale <= 0:
             raise ConfigError(
                 f"align_fraction must be in [0, 1) and vision_lr_scale > 0, got "

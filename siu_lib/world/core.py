@@ -33,7 +33,7 @@ HARD_NEGATIVE_RATE = 0.7
 LOOK_ALIKES = 3
 #: share of pre-training's yes/no negatives asked on a stranger's face (someone the world never
 #: names), answered with a plain "no"; the other negatives show a concept
-STRANGER_NEGATIVE_RATE = 0.2
+STRANGER_NEGATIVE_RATE = 0.35
 #: pre-training's strangers are numbered from here on (:meth:`World.stranger`); the knowledge
 #: report's ``yes_to_unknown`` asks about strangers numbered below it, faces never trained on
 TRAIN_STRANGERS_FROM = 10**6
@@ -614,7 +614,7 @@ class World:
             return Example(image(), item.question, self.vqa_answer(item), task)
         b = rng.choice([o for o in shown_pool if o is not c])
         img = self.render_group(c, b, rng.randrange(10**9), "pretrain")
-        if stage == "full" and rng.random() < 0.2:
+        if stage != "align" and rng.random() < 0.2:
             return Example(img, "How many people are in the picture?", "There are two people.",
                            "group_counting")
         return Example(img, rng.choice(GROUP_QUESTIONS), GROUP_ANSWER.format(left=c.name, right=b.name),
