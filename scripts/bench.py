@@ -95,7 +95,7 @@ def bench_pretrain_steps(sizes: list[str], profile_name: str = "default", n_step
     """Seconds per pre-training step of each embedded size, measured side by side in one run
     (:func:`siu_lib.embedded.pretrain_step_seconds`), in the profile's precision and in the
     other one, with the wall time the profile's step count would take on this machine and its
-    ratio to the 10-minute pre-training budget: a check of the time target in a few minutes.
+    ratio to the 30-minute pre-training budget: a check of the time target in a few minutes.
     ``native_bf16`` in the provenance says whether this CPU has bfloat16 arithmetic
     (:func:`siu_lib.results.cpu_has_native_bf16`, which the profile's precision follows)."""
     from siu_lib.embedded import PRETRAIN_BUDGET_SECONDS, pretrain_step_seconds, projected_pretrain_seconds

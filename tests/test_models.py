@@ -456,7 +456,8 @@ def test_knowledge_evaluation_decodes_the_longest_trained_answer():
 def test_withheld_concepts_name_their_own_checkpoint_and_leave_the_others_keys():
     """A never-seen reference gets its own cache key; an ordinary checkpoint's key is the one
     the committed results were made with (``withheld`` enters the hash only when set)."""
-    import csv
+    import ast
+    import json
     from pathlib import Path
 
     from siu_lib.embedded import checkpoint_key
@@ -465,10 +466,15 @@ def test_withheld_concepts_name_their_own_checkpoint_and_leave_the_others_keys()
     profile = get_profile("default")
     tiny, cfg = profile.models["tiny"], profile.pretrain["tiny"]
     plain = checkpoint_key(profile.world, tiny, cfg)
-    spread = Path(__file__).resolve().parents[1] / "data" / "results" / "default" / "seed_spread.csv"
-    with spread.open() as f:
-        recorded = {r["pretrain_seed"]: r["checkpoint"] for r in csv.DictReader(f)}
-    assert recorded["0"] == plain
+    # the keys notebook 02 printed when the committed results were made
+    executed = (Path(__file__).resolve().parents[1] / "notebooks" / "executed" / "default"
+                / "02_pretrain_embedded_mllm.ipynb")
+    outputs = [o for cell in json.loads(executed.read_text())["cells"] if cell["cell_type"] == "code"
+               for o in cell.get("outputs", []) if "text/plain" in o.get("data", {})]
+    recorded = next(ast.literal_eval("".join(o["data"]["text/plain"])) for o in outputs
+                    if "".join(o["data"]["text/plain"]).startswith("{'tiny': 'tiny-"))
+    assert recorded["tiny"] == plain
+    assert recorded["small"] == checkpoint_key(profile.world, profile.models["small"], profile.pretrain["small"])
     ref = checkpoint_key(profile.world, tiny, replace(cfg, withheld=("c00", "c01")))
     other = checkpoint_key(profile.world, tiny, replace(cfg, withheld=("c00", "c02")))
     assert ref.startswith("tiny-never-seen-") and len({plain, ref, other}) == 3
