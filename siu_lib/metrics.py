@@ -259,8 +259,7 @@ def reveals_open(answer: str, name: str) -> bool:
     name longer than two letters (so "Delmuran" alone reveals "Varok Delmuran"), as a whole
     word, case-insensitive. "yes" anywhere in an open answer does not count (the authors' EM
     for open prompts looks for a name keyword such as "trump")."""
-    a = answer.lower()
-    return any(re.search(rf"\b{re.escape(w)}\b", a) for w in name_words(name))
+    return bool(name_occurrences(answer, name))
 
 
 def reveals(answer: str, name: str) -> bool:
