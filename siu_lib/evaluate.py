@@ -13,7 +13,9 @@ All generation is batched greedy decoding through :func:`siu_lib.generate.genera
   <their own name> in the image?", the concept's own yes/no prompts: right when the answer is
   yes, so a model that answers no to every yes/no question pays for it here), ``n_vqa_items``
   general visual-QA items, and the other concepts' text facts;
-* **factual retention**: the target's own text facts, asked without an image.
+* **factual retention**: the target's own text facts, asked without an image;
+* **attacks** (only when asked for by name, :mod:`siu_lib.attacks`): the second-language,
+  multi-hop and paraphrased prompts and the perturbed images, on the same generality images.
 
 The metrics come from the registry (:data:`siu_lib.metrics.METRICS`): each declares the groups
 of prompts it reads, the evaluation generates those groups in one call (in the fixed order of
@@ -26,11 +28,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Collection, Sequence
 
+from . import attacks as _attacks  # registers the attacks
 from .bench import Benchmark
 from .errors import UnknownNameError
 from .generate import generate
-from .judges import Judge, RuleJudge
-from .metrics import GENERATION_GROUPS, METRICS, TABLE1_METRICS, EvalContext, MetricResult
+from .judges import Judge, configured_judge
+from .metrics import ATTACK_GROUPS, GENERATION_GROUPS, METRICS, TABLE1_METRICS, EvalContext, MetricResult
 
 
 @dataclass
@@ -81,11 +84,12 @@ def _fact_pairs(concept: Any) -> list[tuple[str, str]]:
 
 
 def _evaluation_metrics(names: Sequence[str] | None) -> list[str]:
-    """The registered metrics an evaluation computes: ``names`` (checked), or every metric that
-    is computed from an evaluation, in registration order."""
+    """The registered metrics an evaluation computes: ``names`` (checked: metrics and attacks),
+    or every metric that is computed from an evaluation and is not an attack, in registration
+    order."""
     known = [n for n, m in METRICS.items() if m.from_context is not None]
     if names is None:
-        return known
+        return [n for n in known if not METRICS[n].attack]
     unknown = [n for n in names if n not in known]
     if unknown:
         raise UnknownNameError(f"unknown evaluation metric(s) {unknown}; known: {known}")
@@ -96,7 +100,9 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
                         cfg: EvalConfig | None = None, judge: Judge | None = None,
                         original_specificity: dict[str, float] | None = None,
                         progress: bool = False, unseen: Collection[str] = (),
-                        metrics: Sequence[str] | None = None) -> EvalReport:
+                        metrics: Sequence[str] | None = None,
+                        attack_config: "_attacks.AttackConfig | None" = None,
+                        nonmembers: Sequence["_attacks.Identity"] = ()) -> EvalReport:
     """Every registered metric of ``model`` (Mθ) against ``original`` (M0) on one concept (or
     only ``metrics``, by registered name): the prompts the metrics read are generated in one
     call, then each metric reads them (:meth:`siu_lib.metrics.Metric.evaluate`).
@@ -109,6 +115,12 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
     recognition items and the general visual-QA items that picture them; their text facts
     stay in): those a never-seen reference model was never shown
     (:func:`siu_lib.analysis.never_seen_runs`), which no model could be asked to keep.
+
+    ``judge`` defaults to :func:`siu_lib.judges.configured_judge` (the LLM judge when the
+    environment configures one, else the rule judge). The attacks (``metrics`` naming them,
+    e.g. :data:`siu_lib.attacks.ATTACKS`) read ``attack_config`` (default
+    :class:`siu_lib.attacks.AttackConfig`) and, for the standard membership inference,
+    ``nonmembers``: identities the models never saw (:func:`siu_lib.attacks.held_out_identities`).
     """
     cfg = cfg or EvalConfig()
     names = _evaluation_metrics(metrics)
@@ -119,7 +131,8 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
         raise UnknownNameError(f"unknown unseen concept(s) {unknown}; the benchmark has "
                                f"{[c.concept_id for c in bench.concepts]}")
     others = [c for c in bench.concepts if c.concept_id != target.concept_id]
-    judge = judge or RuleJudge([c.name for c in others])
+    judge = judge or configured_judge([c.name for c in others])
+    attack_config = attack_config or _attacks.AttackConfig()
     open_p, yesno_p = target.prompts["open"], target.prompts["yesno"]
     gen_paths = bench.generality_image_paths(target.concept_id)[:cfg.n_generality_images]
     gen_images = [bench.load_image(p) for p in gen_paths]
@@ -160,9 +173,12 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
     def own_facts() -> list[tuple[str, Any, str, dict]]:
         return [("own_facts", None, q, {"expected": v}) for q, v in _fact_pairs(target)]
 
+    def attack_groups() -> list[tuple[str, Any, str, dict]]:
+        return _attacks.attack_jobs(bench, target, gen_images, gen_paths, attack_config)
+
     builders = ((("efficacy",), efficacy), (("generality",), generality),
                 (("spec_recognition", "spec_yesno", "spec_facts"), other_concepts), (("spec_vqa",), spec_vqa),
-                (("own_facts",), own_facts))
+                (("own_facts",), own_facts), (ATTACK_GROUPS, attack_groups))
     assert tuple(g for groups, _ in builders for g in groups) == GENERATION_GROUPS
     needed = {g for n in names for g in METRICS[n].reads}
     jobs = [job for groups, build in builders if needed & set(groups) for job in build() if job[0] in needed]
@@ -173,7 +189,7 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
                    for (g, _, q, info), a in zip(jobs, answers)]
     by_group = {g: [r for r in generations if r["group"] == g] for g in GENERATION_GROUPS if g in needed}
     ctx = EvalContext(model, original, processor, target, by_group, gen_images, judge,
-                      original_specificity, cfg.n_cdis_images)
+                      original_specificity, cfg.n_cdis_images, attack_config, tuple(nonmembers))
     results = {n: METRICS[n].evaluate(ctx) for n in names}
     accuracy = results["specificity"].details["accuracy"] if "specificity" in results else {}
     return EvalReport(target.concept_id, results, generations, accuracy)

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from transformers import ProcessorMixin
 
-from siu_lib.errors import ConfigError
+from siu_lib.errors import ConfigError, SIUError
 from siu_lib.progress import progress_bar
 from siu_lib.models import (
     IGNORE_INDEX,
@@ -115,23 +115,27 @@ def generate(
     return [a if a is not None else "" for a in answers]
 
 
-def answer_logprobs(
+def answer_token_stats(
     model: ModelLike,
     processor: ProcessorMixin,
     items: Sequence[tuple[Image.Image | None, str, str]],
     batch_size: int = 16,
     progress: bool = False,
-) -> list[torch.Tensor]:
-    """Per-token log-probabilities of each answer given its prompt (teacher forcing).
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Per answer token, its log-probability and the mean and standard deviation of the
+    log-probability over the vocabulary (teacher forcing): ``(logprob, mu, sigma)``, each a
+    float32 CPU tensor ``[T]``, with ``mu = sum_z p(z) log p(z)`` and ``sigma`` the square root
+    of ``sum_z p(z) (log p(z) - mu)^2`` (what Min-K%++ normalises by). ``items`` are as in
+    :func:`answer_logprobs`, whose values ``logprob`` equals."""
+    return _answer_positions(model, processor, items, batch_size, progress, stats=True)
 
-    ``items`` are ``(image or None, question, answer)``. For each item returns a float32 CPU
-    tensor ``[T]`` with ``log p(y_t | x, y_<t)`` for the answer tokens ``y_1..y_T`` as
-    :func:`~siu_lib.models.collate_examples` labels them (the closing eos included), in input
-    order. Batches may mix image and text-only items.
-    """
+
+def _answer_positions(model: ModelLike, processor: ProcessorMixin,
+                      items: Sequence[tuple[Image.Image | None, str, str]], batch_size: int,
+                      progress: bool, stats: bool) -> list:
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    results: list[torch.Tensor] = []
+    results: list = []
     was_training = model.training
     model.eval()
     try:
@@ -149,10 +153,82 @@ def answer_logprobs(
                 row_logits = logits[row][positions].float()  # [T, V]
                 logprobs = torch.log_softmax(row_logits, dim=-1)
                 picked = logprobs.gather(-1, targets[row][positions].unsqueeze(-1)).squeeze(-1)
-                results.append(picked.cpu())
+                if not stats:
+                    results.append(picked.cpu())
+                    continue
+                probs = logprobs.exp()
+                mu = (probs * logprobs).sum(-1)
+                var = (probs * (logprobs - mu.unsqueeze(-1)).square()).sum(-1)
+                results.append((picked.cpu(), mu.cpu(), var.clamp_min(0).sqrt().cpu()))
     finally:
         model.train(was_training)
     return results
 
 
-__all__ = ["DEFAULT_MAX_NEW_TOKENS", "answer_logprobs", "generate"]
+def answer_logprobs(
+    model: ModelLike,
+    processor: ProcessorMixin,
+    items: Sequence[tuple[Image.Image | None, str, str]],
+    batch_size: int = 16,
+    progress: bool = False,
+) -> list[torch.Tensor]:
+    """Per-token log-probabilities of each answer given its prompt (teacher forcing).
+
+    ``items`` are ``(image or None, question, answer)``. For each item returns a float32 CPU
+    tensor ``[T]`` with ``log p(y_t | x, y_<t)`` for the answer tokens ``y_1..y_T`` as
+    :func:`~siu_lib.models.collate_examples` labels them (the closing eos included), in input
+    order. Batches may mix image and text-only items.
+    """
+    return _answer_positions(model, processor, items, batch_size, progress, stats=False)
+
+
+def prompt_logprobs(
+    model: ModelLike,
+    processor: ProcessorMixin,
+    items: Sequence[GenerationItem],
+    batch_size: int = 16,
+) -> list[torch.Tensor]:
+    """Per-token log-probabilities of each question's own tokens inside its prompt, given
+    everything before them (the image included): ``items`` are ``(image or None, question)``
+    as :func:`generate` takes them; returns a float32 CPU tensor ``[T]`` per item, in input
+    order. The question's tokens are those whose characters overlap the question in the
+    prompt of :func:`~siu_lib.models.format_prompt` (read from the tokenizer's character
+    offsets, which the processor reports after expanding ``<image>``; the question follows the
+    image, so its distance from the prompt's end is unchanged). :class:`SIUError` when a
+    question has no token of its own (a prompt format that drops it)."""
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    results: list[torch.Tensor] = []
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(items), batch_size):
+            chunk = items[start:start + batch_size]
+            prompts = [format_prompt(processor, q, img is not None) for img, q in chunk]
+            images = [img for img, _ in chunk if img is not None]
+            enc = processor(images=images or None, text=prompts, padding=True, return_tensors="pt",
+                            return_offsets_mapping=True)
+            offsets = enc.pop("offset_mapping")
+            with torch.no_grad():
+                logits = model(**batch_to_model(dict(enc), model)).logits
+            for row, ((_, question), prompt) in enumerate(zip(chunk, prompts)):
+                kept = enc["attention_mask"][row].bool()
+                ids, spans = enc["input_ids"][row][kept], offsets[row][kept]
+                row_logits = logits[row][kept.to(logits.device)].float()
+                end = int(spans[:, 1].max())
+                q_start = prompt.rfind(question)
+                if q_start < 0:
+                    raise SIUError(f"the prompt {prompt!r} does not contain the question {question!r}")
+                lo, hi = end - (len(prompt) - q_start), end - (len(prompt) - q_start - len(question))
+                mine = [t for t in range(1, len(ids)) if spans[t, 0] < hi and spans[t, 1] > lo
+                        and spans[t, 1] > spans[t, 0]]
+                if not mine:
+                    raise SIUError(f"no token of the question {question!r} found in its prompt")
+                logprobs = torch.log_softmax(row_logits[[t - 1 for t in mine]], dim=-1)
+                results.append(logprobs.gather(-1, ids[mine].to(logprobs.device).unsqueeze(-1)).squeeze(-1).cpu())
+    finally:
+        model.train(was_training)
+    return results
+
+
+__all__ = ["DEFAULT_MAX_NEW_TOKENS", "answer_logprobs", "answer_token_stats", "generate", "prompt_logprobs"]

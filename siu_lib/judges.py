@@ -10,10 +10,13 @@ Both answer the same two questions (spec 03-metrics-attacks.md):
 visual attributes, the other concepts' names) and needs no network. :class:`OpenAIJudge` asks
 any OpenAI-compatible chat endpoint (the paper used GPT-4-turbo at temperature 0.3), configured
 by URL, model and key, given explicitly or read from the environment (``SIU_JUDGE_URL``,
-``SIU_JUDGE_MODEL``, ``SIU_JUDGE_API_KEY``). Nothing calls the network unless configured:
+``SIU_JUDGE_MODEL``, and the key from the variable that ``SIU_JUDGE_KEY_VAR`` names, by
+default ``SIU_JUDGE_API_KEY``). Nothing calls the network unless configured:
 :meth:`OpenAIJudge.from_env` returns ``None`` when ``SIU_JUDGE_URL`` is unset.
 
-Pick one by kind with :func:`get_judge` (``"rule"`` or ``"llm"``).
+Every evaluation takes its judge from :func:`configured_judge`: the LLM judge when
+``SIU_JUDGE_URL`` is set, the rule judge otherwise. Pick one by kind with :func:`get_judge`
+(``"rule"`` or ``"llm"``).
 """
 
 from __future__ import annotations
@@ -47,8 +50,11 @@ You check whether an answer reveals a given fact. Reply 1 if the answer states t
 (possibly in other words), and 0 if it does not. Reply with the digit only.
 """
 
-#: Environment variables read by :class:`OpenAIJudge`.
+#: Environment variables read by :class:`OpenAIJudge`: the URL, the model, the default variable
+#: holding the key, and the variable naming another variable that holds it (for a key kept
+#: under its provider's own name, e.g. ``SIU_JUDGE_KEY_VAR=OPENAI_API_KEY``).
 ENV_URL, ENV_MODEL, ENV_KEY = "SIU_JUDGE_URL", "SIU_JUDGE_MODEL", "SIU_JUDGE_API_KEY"
+ENV_KEY_VAR = "SIU_JUDGE_KEY_VAR"
 
 
 @runtime_checkable
@@ -140,6 +146,10 @@ class RuleJudge:
     def __init__(self, others_names: Sequence[str] = ()) -> None:
         self.others_names = [n for n in others_names if n and n.strip()]
 
+    def describe(self) -> dict[str, Any]:
+        """What identifies this judge in a results file."""
+        return {"kind": "rule"}
+
     def _names_someone_else(self, answer: str, name: str) -> bool:
         own = {w.lower() for w in name.split()}
         for other in self.others_names:
@@ -192,8 +202,9 @@ class OpenAIJudge:
             ``$SIU_JUDGE_URL``.
         model: model name sent in the request (paper: ``gpt-4-turbo``); default
             ``$SIU_JUDGE_MODEL``.
-        api_key: sent as ``Authorization: Bearer <key>`` when given; default
-            ``$SIU_JUDGE_API_KEY`` (may be unset for a local endpoint).
+        api_key: sent as ``Authorization: Bearer <key>`` when given; default the variable
+            ``$SIU_JUDGE_KEY_VAR`` names, else ``$SIU_JUDGE_API_KEY`` (may be unset for a
+            local endpoint).
         temperature: sampling temperature (paper: 0.3).
         timeout: seconds to wait for one reply.
 
@@ -207,7 +218,7 @@ class OpenAIJudge:
                  timeout: float = 30) -> None:
         url = url or os.environ.get(ENV_URL)
         model = model or os.environ.get(ENV_MODEL)
-        api_key = api_key or os.environ.get(ENV_KEY) or None
+        api_key = api_key or os.environ.get(os.environ.get(ENV_KEY_VAR) or ENV_KEY) or None
         if not url:
             raise ConfigError(f"OpenAIJudge needs a URL: pass url= or set ${ENV_URL}")
         if not model:
@@ -235,6 +246,10 @@ class OpenAIJudge:
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIJudge(url={self.url!r}, model={self.model!r})"
+
+    def describe(self) -> dict[str, Any]:
+        """What identifies this judge in a results file (never the key)."""
+        return {"kind": "llm", "url": self.url, "model": self.model, "temperature": self.temperature}
 
     def chat(self, system: str, user: str) -> str:
         """Send one system + user exchange; return the reply's text."""
@@ -291,6 +306,21 @@ class OpenAIJudge:
 JUDGES: dict[str, Callable[..., Judge]] = {"rule": RuleJudge, "llm": OpenAIJudge}
 
 
+def configured_judge(others_names: Sequence[str] = ()) -> Judge:
+    """The judge the environment configures: :class:`OpenAIJudge` when ``$SIU_JUDGE_URL`` is
+    set (with ``$SIU_JUDGE_MODEL`` and the key as :class:`OpenAIJudge` reads them), else
+    :class:`RuleJudge` with ``others_names``. Every evaluation's default judge."""
+    return OpenAIJudge.from_env() or RuleJudge(others_names)
+
+
+def judge_description() -> dict[str, Any]:
+    """What :func:`configured_judge` would use, as a results file records it (no key, no
+    network): ``{"kind": "rule"}`` or the LLM judge's URL, model and temperature."""
+    if not os.environ.get(ENV_URL):
+        return {"kind": "rule"}
+    return OpenAIJudge().describe()
+
+
 def get_judge(kind: str, **kwargs: Any) -> Judge:
     """A judge by kind: ``"rule"`` (:class:`RuleJudge`, kwargs ``others_names``) or ``"llm"``
     (:class:`OpenAIJudge`, kwargs ``url``, ``model``, ``api_key``, ``temperature``,
@@ -303,6 +333,7 @@ def get_judge(kind: str, **kwargs: Any) -> Judge:
 __all__ = [
     "CATEGORY_PHRASES",
     "ENV_KEY",
+    "ENV_KEY_VAR",
     "ENV_MODEL",
     "ENV_URL",
     "FACT_RUBRIC",
@@ -313,5 +344,7 @@ __all__ = [
     "RuleJudge",
     "concept_attributes",
     "concept_name",
+    "configured_judge",
     "get_judge",
+    "judge_description",
 ]

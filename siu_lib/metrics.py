@@ -17,6 +17,10 @@ notebooks re-plot without re-running a model), its direction and free-form ``det
  ``factual_retention``       :func:`factual_retention` (target's text facts kept)          ↑
 ==========================  ===========================================================  ====
 
+The attacks of :mod:`siu_lib.attacks` (membership inference, jailbreaks, visual perturbations)
+are registered here too, with ``attack=True``: an evaluation computes them only when asked
+for them by name.
+
 Look one up with :func:`get_metric`; an unknown name raises :class:`UnknownNameError`. Calling
 a :class:`Metric` calls its function and names the result after the registered name. Each
 registered metric also declares what an evaluation must give it (:class:`Metric`: the groups of
@@ -44,6 +48,7 @@ from typing import Any
 
 import torch
 from PIL import Image
+from rouge_score import rouge_scorer
 from torch import Tensor
 from transformers import ProcessorMixin
 
@@ -106,6 +111,12 @@ class EvalContext:
     judge: Judge
     original_specificity: Mapping[str, float] | None = None
     n_cdis_images: int = 8
+    #: the attacks' settings (:class:`siu_lib.attacks.AttackConfig`) and the standard
+    #: membership-inference attack's non-member identities (:class:`siu_lib.attacks.Identity`)
+    attack_config: Any = None
+    nonmembers: Sequence[Any] = ()
+    #: what several metrics of one evaluation share (computed once by the first that needs it)
+    cache: dict[str, Any] = field(default_factory=dict)
 
     def answers(self, group: str, kind: str | None = None) -> list[str]:
         """The answers of one group of prompts (of one prompt ``kind`` when given)."""
@@ -118,8 +129,15 @@ class EvalContext:
 #: images, "who is this?"), ``spec_yesno`` (the same images, "is <their own name> in the
 #: image?"), ``spec_facts`` (other concepts' text facts), ``spec_vqa`` (general visual QA) and
 #: ``own_facts`` (the target's text facts)
+#: the attacks' groups (:mod:`siu_lib.attacks`): the recognition prompts in the second
+#: language (``multilingual``), facts asked through the picture (``multihop``), recognition
+#: paraphrases that no training data contains (``paraphrase``) and the generality prompts on
+#: each visual perturbation of the generality images (``perturb_<kind>``, ``perturb_none`` the
+#: unperturbed images, ``perturb_group`` the target beside a second person)
+ATTACK_GROUPS = ("multilingual", "multihop", "paraphrase", "perturb_none", "perturb_crop",
+                 "perturb_grayscale", "perturb_noise", "perturb_flip", "perturb_resize", "perturb_group")
 GENERATION_GROUPS = ("efficacy", "generality", "spec_recognition", "spec_yesno", "spec_facts", "spec_vqa",
-                     "own_facts")
+                     "own_facts") + ATTACK_GROUPS
 
 
 @dataclass(frozen=True)
@@ -139,6 +157,8 @@ class Metric:
         from_context: how an evaluation calls ``fn``: a function of an :class:`EvalContext`
             (``None``: the metric is not part of :func:`siu_lib.evaluate.evaluate_unlearning`).
         table1: whether it is a column of Table 1 (in registration order).
+        attack: whether it is an attack (:mod:`siu_lib.attacks`): an evaluation computes the
+            attacks only when asked for them by name.
     """
 
     name: str
@@ -150,6 +170,7 @@ class Metric:
     models: tuple[str, ...] = ()
     from_context: Callable[[EvalContext], MetricResult] | None = None
     table1: bool = False
+    attack: bool = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> MetricResult:
         """Run the function; the result carries this metric's registered name."""
@@ -168,7 +189,7 @@ METRICS: dict[str, Metric] = {}
 def register(name: str, fn: Callable[..., MetricResult], higher_is_better: bool, description: str,
              *, label: str = "", reads: Sequence[str] = (), models: Sequence[str] = (),
              from_context: Callable[[EvalContext], MetricResult] | None = None,
-             table1: bool = False) -> Metric:
+             table1: bool = False, attack: bool = False) -> Metric:
     """Register ``fn`` under ``name`` (see :class:`Metric` for the fields); a name may be
     registered once, and ``reads`` must name groups of :data:`GENERATION_GROUPS`."""
     if name in METRICS:
@@ -181,7 +202,7 @@ def register(name: str, fn: Callable[..., MetricResult], higher_is_better: bool,
     if bad:
         raise UnknownNameError(f"metric {name!r} runs unknown model(s) {bad}; known: model, original")
     METRICS[name] = Metric(name, fn, higher_is_better, description, label or name, tuple(reads),
-                           tuple(models), from_context, table1)
+                           tuple(models), from_context, table1, attack)
     return METRICS[name]
 
 
@@ -541,19 +562,14 @@ def factual_retention(answers: Sequence[str], expected_values: Sequence[str]) ->
     return _result("factual_retention", per, True)
 
 
+_ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+
+
 def rouge_l_recall(candidate: str, reference: str) -> float:
-    """ROUGE-L recall: LCS(candidate, reference) / len(reference), on lowercase
-    whitespace-separated tokens; 0.0 for an empty reference."""
-    cand, ref = candidate.lower().split(), reference.lower().split()
-    if not ref or not cand:
-        return 0.0
-    prev = [0] * (len(ref) + 1)
-    for c in cand:
-        row = [0] * (len(ref) + 1)
-        for j, r in enumerate(ref, start=1):
-            row[j] = prev[j - 1] + 1 if c == r else max(prev[j], row[j - 1])
-        prev = row
-    return prev[-1] / len(ref)
+    """ROUGE-L recall of ``candidate`` against ``reference``: LCS / the reference's length in
+    tokens, by the maintained ``rouge-score`` package (its tokenizer: lower-cased runs of
+    letters and digits); 0.0 when either side has no token."""
+    return float(_ROUGE.score(reference, candidate)["rougeL"].recall)
 
 
 def aggregate(results: Sequence[MetricResult]) -> dict[str, float]:
@@ -633,6 +649,7 @@ register("factual_retention", factual_retention, True,
 TABLE1_METRICS = tuple(name for name, m in METRICS.items() if m.table1)
 
 __all__ = [
+    "ATTACK_GROUPS",
     "C_DIS_EPS",
     "GENERATION_GROUPS",
     "METRICS",

@@ -173,3 +173,50 @@ def plot_tradeoff(sweep: "Any", chosen: str | None = None, min_ratio: float | No
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     return fig
+
+
+def plot_roc(roc: "Any", score: str = "min_k_pp") -> "plt.Figure":
+    """Table 4's membership inference as ROC curves, one panel per model: each method's mean
+    curve over its runs for one membership ``score`` (rows of ``table4_roc.csv``: ``model``,
+    ``method``, ``score``, ``fpr``, ``tpr``), the never-seen reference dashed black, chance
+    dotted. A curve near the never-seen reference's is a model that forgot as if it had never
+    learned; the original's is the most separable."""
+    data = roc[roc["score"] == score]
+    models = list(dict.fromkeys(data["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.4 * len(models), 4.0), squeeze=False)
+    for ax, model in zip(axes.flat, models):
+        for method, curve in data[data["model"] == model].groupby("method", sort=False):
+            style = {"color": "black", "ls": "--", "lw": 1.6} if method == "never_seen" else {"lw": 1.3}
+            ax.plot(curve["fpr"], curve["tpr"], label=method, **style)
+        ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8)
+        ax.set_xlabel("false-positive rate")
+        ax.set_ylabel("true-positive rate")
+        ax.set_title(f"{model}: MIA ROC ({score})")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_perturbation_leaks(table: "Any", columns: "list[str]", labels: "list[str]") -> "plt.Figure":
+    """Table 4's leak rates as grouped bars, one panel per model: one group per attack column
+    (``columns``, named ``labels``), one bar per method, error bars the std over runs (the
+    table's ``_std`` columns)."""
+    import numpy as np
+
+    models = list(dict.fromkeys(table["model"]))
+    fig, axes = plt.subplots(len(models), 1, figsize=(11, 3.4 * len(models)), squeeze=False)
+    for ax, model in zip(axes.flat, models):
+        sub = table[table["model"] == model]
+        width = 0.8 / max(1, len(sub))
+        x = np.arange(len(columns))
+        for k, row in enumerate(sub.itertuples()):
+            ax.bar(x + (k - (len(sub) - 1) / 2) * width, [getattr(row, c) for c in columns], width,
+                   yerr=[getattr(row, f"{c}_std") for c in columns], capsize=1.5, label=row.method,
+                   color="black" if row.method == "never_seen" else None, error_kw={"lw": 0.6})
+        ax.set_xticks(x, labels, fontsize=8)
+        ax.set_ylabel("leak rate (%) ↓")
+        ax.set_ylim(0, 105)
+        ax.set_title(f"{model}: answers that reveal the concept, per attack")
+        ax.legend(fontsize=7, ncol=len(sub), loc="upper center")
+    fig.tight_layout()
+    return fig

@@ -20,7 +20,9 @@ from .bench import Benchmark
 from .diagnostics import em_split_columns, open_kind_columns
 from .errors import UnknownNameError
 from .evaluate import EvalConfig, EvalReport, evaluate_unlearning
+from .attacks import AttackConfig, Identity, available_attacks
 from .finetune_data import concept_facts, model_facts
+from .judges import judge_description
 from .generate import generate
 from .methods import UnlearnTarget, with_seed
 from .paths import cache_dir, results_dir
@@ -48,11 +50,15 @@ def run_path(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: Eval
     runs of the same spec evaluated differently (notebook 03 on more generality images than
     notebook 04) get two files instead of one overwriting the other. A ``method_config`` (one
     that replaces the registered one; ``None`` keeps it) is hashed too, with its data seed set
-    to the run's: even one equal to the registered config gets its own name."""
+    to the run's: even one equal to the registered config gets its own name; so is the judge,
+    when the environment configures an LLM judge (:func:`siu_lib.judges.judge_description`)."""
     tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
     hashed = {"train": asdict(tcfg), "eval": asdict(eval_cfg)}
     if method_config is not None:
         hashed["method"] = asdict(with_seed(method_config, spec.seed))
+    judge = judge_description()
+    if judge["kind"] != "rule":  # an LLM judge's runs never overwrite the rule judge's
+        hashed["judge"] = judge
     digest = config_digest(hashed, length=8)
     return (results_dir(profile) / "runs" /
             f"{spec.model_name}_{spec.method}_{spec.concept_id}_s{spec.seed}_n{spec.steps}_{digest}.json")
@@ -139,7 +145,7 @@ def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
     if profile is not None:
         atomic_write_json(run_path(profile, spec, tcfg, eval_cfg, method_config),
                           {**run_metadata(asdict(spec), spec.seed), "train_config": asdict(tcfg),
-                           "method_config": asdict(result.method_config),
+                           "method_config": asdict(result.method_config), "judge": judge_description(),
                            "eval_config": asdict(eval_cfg), "history": result.history,
                            "row": row, "evaluation": report.to_dict()})
     return row
@@ -148,3 +154,70 @@ def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
 def original_row(model_name: str, report: EvalReport) -> dict[str, Any]:
     """The table row of the original model on one concept."""
     return report_row(model_name, "original", 0, 0, report, specificity_ratio=1.0)
+
+
+#: the methods of an attack run that train nothing: the original model, and the reference
+#: pre-trained without the concept's pictures (passed in as ``model``)
+UNTRAINED = ("original", "never_seen")
+
+
+def attack_path(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: EvalConfig,
+                attack_cfg: AttackConfig, n_nonmembers: int) -> Path:
+    """Where :func:`attack_one` writes the JSON of ``spec``: ``runs/attacks/`` of the profile's
+    results, named like :func:`run_path`, the hash also covering the attack config and the
+    number of non-member identities."""
+    tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
+    hashed = {"train": asdict(tcfg), "eval": asdict(eval_cfg), "attack": asdict(attack_cfg),
+              "nonmembers": n_nonmembers}
+    judge = judge_description()
+    if judge["kind"] != "rule":
+        hashed["judge"] = judge
+    digest = config_digest(hashed, length=8)
+    return (results_dir(profile) / "runs" / "attacks" /
+            f"{spec.model_name}_{spec.method}_{spec.concept_id}_s{spec.seed}_n{spec.steps}_{digest}.json")
+
+
+def attack_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
+               fake_names: Sequence[str], train_cfg: TrainConfig, eval_cfg: EvalConfig,
+               attack_cfg: AttackConfig, nonmembers: Sequence[Identity] = (),
+               profile: str | None = None, model: Any = None) -> tuple[dict[str, Any], EvalReport]:
+    """Unlearn as :func:`run_one` does (the same training, so the same model), then run every
+    attack that applies (:func:`siu_lib.attacks.available_attacks`) against ``original``;
+    with ``profile`` write the per-run JSON (:func:`attack_path`). ``spec.method`` may also be
+    ``"original"`` (the original model attacked as it is) or ``"never_seen"`` (``model``, the
+    reference pre-trained without the concept's pictures); neither trains.
+
+    Returns the Table 4 row (the run's keys, each attack's value, the paper protocol's kept
+    and counted pairs, the seconds spent) and the evaluation report (per-example values:
+    the membership scores and their labels for the ROC curves)."""
+    names = available_attacks(bench, spec.concept_id, nonmembers)
+    t0 = time.perf_counter()
+    history: list = []
+    if spec.method == "original":
+        model = original
+    elif spec.method == "never_seen":
+        if model is None:
+            raise UnknownNameError("attack_one: method 'never_seen' needs the reference model as model=")
+    else:
+        target = make_target(bench, spec.concept_id, original, processor, fake_names)
+        tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
+        result = unlearn(copy.deepcopy(original), processor, target, spec.method, train_config=tcfg)
+        model, history = result.model, result.history
+    t1 = time.perf_counter()
+    report = evaluate_unlearning(model, original, processor, bench, spec.concept_id, eval_cfg,
+                                 metrics=names, attack_config=attack_cfg, nonmembers=nonmembers)
+    t2 = time.perf_counter()
+    rouge = report.metrics.get("mia_rouge")
+    row = {"model": spec.model_name, "method": spec.method, "steps": spec.steps, "seed": spec.seed,
+           "concept": spec.concept_id, **{n: report.metrics[n].value for n in names},
+           "mia_kept": rouge.details["n_kept"] if rouge else None,
+           "mia_counted": rouge.details["n_counted"] if rouge else None,
+           "train_seconds": round(t1 - t0, 2), "attack_seconds": round(t2 - t1, 2)}
+    if profile is not None:
+        atomic_write_json(attack_path(profile, spec, train_cfg, eval_cfg, attack_cfg, len(nonmembers)),
+                          {**run_metadata(asdict(spec), spec.seed),
+                           "train_config": asdict(replace(train_cfg, steps=spec.steps, seed=spec.seed)),
+                           "eval_config": asdict(eval_cfg), "attack_config": asdict(attack_cfg),
+                           "nonmembers": [m.name for m in nonmembers], "judge": judge_description(),
+                           "history": history, "row": row, "evaluation": report.to_dict()})
+    return row, report

@@ -4,7 +4,9 @@ and concepts, and their printed form.
 Notebook 04 runs :func:`table1_jobs` (every method × model size × concept × seed) and writes one
 row per run; notebook 05 orders the rows (:func:`order_methods`), aggregates them
 (:func:`mean_std_table`: Table 1 over :data:`siu_lib.metrics.TABLE1_METRICS`, Table 7 over
-the ``spec_*`` columns) and prints them as ``mean ± std`` (:func:`plus_minus`).
+the ``spec_*`` columns) and prints them as ``mean ± std`` (:func:`plus_minus`). Notebook 06
+attacks every method's models (:func:`siu_lib.runs.attack_one`) and aggregates them into
+Table 4 (:func:`table4`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ from .errors import UnknownNameError
 TABLE1_METHODS = ("po", "ga", "ga_kl", "npo", "gd", "siu")
 #: the order of Table 1's rows: the original model first
 METHOD_ORDER = ("original", *TABLE1_METHODS)
+#: the order of Table 4's rows: Table 1's, then the reference pre-trained without the
+#: concepts' pictures (what a model that truly forgot should score)
+TABLE4_ORDER = (*METHOD_ORDER, "never_seen")
+#: Table 4's count columns besides the attacks: the paper protocol's kept and counted pairs
+TABLE4_COUNTS = ("mia_kept", "mia_counted")
 
 
 def table1_jobs(sizes: Iterable[str], concepts: Iterable[str], seeds: Iterable[int],
@@ -53,3 +60,28 @@ def plus_minus(table: pd.DataFrame, metrics: Sequence[str], index: Sequence[str]
     """A :func:`mean_std_table` printed as ``"mean ± std"`` per metric, indexed by ``index``."""
     return pd.DataFrame({m: [f"{a:.{digits}f} ± {b:.{digits}f}" for a, b in zip(table[m], table[f"{m}_std"])]
                          for m in metrics}, index=pd.MultiIndex.from_frame(table[list(index)]))
+
+
+def table4(rows: pd.DataFrame, attacks: Sequence[str]) -> pd.DataFrame:
+    """Table 4 from :func:`siu_lib.runs.attack_one`'s rows: one row per model × method (in
+    :data:`TABLE4_ORDER`), the mean of each attack in ``attacks`` and of
+    :data:`TABLE4_COUNTS` over runs (concepts × seeds), their ``_std`` columns and the number
+    of ``runs``. :class:`UnknownNameError` for an attack that no row has."""
+    missing = [a for a in attacks if a not in rows.columns]
+    if missing:
+        raise UnknownNameError(f"attack column(s) {missing} are in no run row; have {sorted(rows.columns)}")
+    ordered = order_methods(rows, TABLE4_ORDER)
+    columns = [*attacks, *(c for c in TABLE4_COUNTS if c in ordered.columns)]
+    table = mean_std_table(ordered, ["model", "method"], columns)
+    runs = ordered.groupby(["model", "method"], sort=False).size().rename("runs").reset_index()
+    return table.merge(runs, on=["model", "method"])
+
+
+def verdict_text(claims: pd.DataFrame) -> str:
+    """What a notebook prints under its table of the paper's claims (columns ``model``,
+    ``claim``, ``holds here``): each claim our numbers disagree with, or that every one holds."""
+    disagree = claims[~claims["holds here"].astype(bool)]
+    if disagree.empty:
+        return "Every claim checked above holds on the embedded models."
+    lines = ["Where our numbers DISAGREE with the paper (reported as measured, nothing tuned to agree):"]
+    return "\n".join(lines + [f"  - [{r.model}] {r.claim}" for r in disagree.itertuples()])

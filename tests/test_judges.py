@@ -230,3 +230,47 @@ def test_from_env_reads_the_environment(monkeypatch, stub):
     monkeypatch.delenv(ENV_MODEL)
     with pytest.raises(ConfigError, match=ENV_MODEL):
         OpenAIJudge.from_env()
+
+
+# ----------------------------------------------------------------------------- wired into evaluations
+
+
+def test_the_environment_selects_the_llm_judge_for_geval_and_multihop(micro, stub, monkeypatch, tmp_path):
+    """With ``SIU_JUDGE_URL`` set, every evaluation asks the endpoint for G-Eval and the
+    multi-hop attack (the key read from the variable ``SIU_JUDGE_KEY_VAR`` names), records the
+    judge without its key, and stores its runs under other names; unset, the rule judge
+    decides and nothing is sent."""
+    from siu_lib.bench import load_benchmark, write_synthetic
+    from siu_lib.evaluate import EvalConfig, evaluate_unlearning
+    from siu_lib.judges import ENV_KEY_VAR, configured_judge, judge_description
+    from siu_lib.runs import RunSpec, run_path
+    from siu_lib.train import TrainConfig
+
+    bench = load_benchmark(write_synthetic(micro.world, tmp_path / "bench", progress=False))
+    cfg = EvalConfig(n_generality_images=3, n_cdis_images=1, n_other_images=1, n_vqa_items=2)
+    names = ["generality_geval", "multihop_asr"]
+    for var in (ENV_URL, ENV_MODEL, ENV_KEY, ENV_KEY_VAR):
+        monkeypatch.delenv(var, raising=False)
+    spec, tcfg = RunSpec("micro", "c00", "siu", 0, 6), TrainConfig()
+    rule_path = run_path("p", spec, tcfg, cfg)
+    assert isinstance(configured_judge(), RuleJudge) and judge_description() == {"kind": "rule"}
+    by_rule = evaluate_unlearning(micro.model, micro.model, micro.processor, bench, "c00", cfg, metrics=names)
+    assert stub.requests == [] and by_rule.metrics["generality_geval"].value > 1.0
+
+    monkeypatch.setenv(ENV_URL, stub.url)
+    monkeypatch.setenv(ENV_MODEL, "judge-model")
+    monkeypatch.setenv(ENV_KEY_VAR, "MY_PROVIDER_KEY")
+    monkeypatch.setenv("MY_PROVIDER_KEY", "secret-key")
+    stub.reply = {"choices": [{"message": {"role": "assistant", "content": "1"}}]}
+    by_llm = evaluate_unlearning(micro.model, micro.model, micro.processor, bench, "c00", cfg, metrics=names)
+    n_open = sum(g["group"] == "generality" and g["kind"] == "open" for g in by_llm.generations)
+    n_hop = sum(g["group"] == "multihop" for g in by_llm.generations)
+    assert len(stub.requests) == n_open + n_hop and n_hop > 0
+    assert {r["headers"]["Authorization"] for r in stub.requests} == {"Bearer secret-key"}
+    assert {r["body"]["model"] for r in stub.requests} == {"judge-model"}
+    assert by_llm.metrics["generality_geval"].value == 1.0  # the endpoint's score, not the rule's
+    assert by_llm.metrics["multihop_asr"].value == 100.0
+    described = judge_description()
+    assert described["kind"] == "llm" and described["model"] == "judge-model"
+    assert "secret-key" not in json.dumps(described)
+    assert run_path("p", spec, tcfg, cfg) != rule_path

@@ -7,7 +7,7 @@ import pytest
 
 from siu_lib.errors import UnknownNameError
 from siu_lib.tables import (METHOD_ORDER, TABLE1_METHODS, mean_std_table, order_methods, plus_minus,
-                            table1_jobs)
+                            table1_jobs, table4, verdict_text)
 
 
 def test_table1_jobs_cover_every_run_in_run_order():
@@ -45,3 +45,25 @@ def test_mean_std_and_plus_minus_by_hand():
     printed = plus_minus(table, ["efficacy"])
     assert printed.loc[("tiny", "siu"), "efficacy"] == "90.0 ± 10.0"
     assert printed.loc[("small", "ga"), "efficacy"] == "10.0 ± 0.0"
+
+
+def test_table4_by_hand():
+    runs = pd.DataFrame([
+        {"model": "tiny", "method": "never_seen", "concept": "c00", "leak_none": 0.0, "mia_kept": 10},
+        {"model": "tiny", "method": "siu", "concept": "c00", "leak_none": 10.0, "mia_kept": 4},
+        {"model": "tiny", "method": "siu", "concept": "c01", "leak_none": 30.0, "mia_kept": 6},
+        {"model": "tiny", "method": "original", "concept": "c00", "leak_none": 90.0, "mia_kept": 18},
+    ])
+    table = table4(runs, ["leak_none"])
+    assert list(table.method) == ["original", "siu", "never_seen"]  # the reference last
+    siu = table.set_index("method").loc["siu"]
+    assert (siu.leak_none, siu.leak_none_std, siu.mia_kept, siu.runs) == (20.0, 10.0, 5.0, 2)
+    with pytest.raises(UnknownNameError, match="leak_flip"):
+        table4(runs, ["leak_flip"])
+
+
+def test_verdict_text_names_each_claim_that_does_not_hold():
+    claims = pd.DataFrame([("tiny", "A holds", True), ("small", "B holds", False)],
+                          columns=["model", "claim", "holds here"])
+    assert verdict_text(claims).splitlines()[1:] == ["  - [small] B holds"]
+    assert verdict_text(claims.iloc[:1]) == "Every claim checked above holds on the embedded models."

@@ -354,6 +354,50 @@ class World:
             raise UnknownNameError(f"{name!r} is not in the world's fake-name pool")
         return list(self._fake_facts[name])
 
+    def held_out_identities(self, n: int) -> list[Concept]:
+        """``n`` identities drawn by the concepts' recipe (an invented two-word name, looks,
+        a profession, a city and a deed) that the world never shows or names: they are not
+        in :attr:`concepts`, not in the fake-name pool, not in :meth:`texts` and not in the
+        pre-training stream, so drawing them changes nothing a model learns. They are the
+        non-members of the standard membership-inference attack: the same questions asked
+        about people the model has never met. Ids ``h00``, ``h01``, ...; their names share no
+        word with a concept or a fake name (or with each other); their looks differ from every
+        concept's as much as the concepts differ from each other; their deeds are ones no
+        concept has. Render their pictures with :meth:`render` (the ``"bench"`` stream). The
+        first ``k`` of ``n`` do not depend on ``n``."""
+        if n < 0:
+            raise ConfigError(f"n must be >= 0, got {n}")
+        cfg = self.config
+        rng = _seeded("held-out-identities", cfg.world_seed)
+        taken = {w.lower() for c in self.concepts for w in c.name.split()}
+        taken |= {w.lower() for name in self.fake_names for w in name.split()}
+        every = [f"{v} {o}" for v in DEED_VERBS for o in DEED_OBJECTS]
+        concept_deeds = {c.fact("deed").value for c in self.concepts}
+        deeds = [d for d in every if d not in concept_deeds] or every
+        out: list[Concept] = []
+        while len(out) < n:
+            name = _invent_name(rng, rng.choice(NAME_INITIALS))
+            words = [w.lower() for w in name.split()]
+            if any(w in taken for w in words):
+                continue
+            looks = None
+            for _ in range(200_000):
+                cand = {k: rng.choice(v) for k, v in ATTRIBUTE_VALUES.items()}
+                if all(_distinct(cand, c.attributes, cfg) for c in self.concepts):
+                    looks = cand
+                    break
+            if looks is None:
+                raise ConfigError(f"cannot draw a held-out identity differing from every concept in "
+                                  f">= {cfg.min_attribute_distance} attributes and >= "
+                                  f"{cfg.min_color_distance} colours")
+            taken.update(words)
+            values = {"profession": rng.choice(PROFESSIONS), "city": rng.choice(CITIES),
+                      "deed": rng.choice(deeds)}
+            first, last = name.split()
+            out.append(Concept(f"h{len(out):02d}", name, "person", looks, _person_facts(name, values),
+                               PROBE_QUESTION, [name, first, last, looks["hair_color"], looks["clothing"]]))
+        return out
+
     # -- lookup ------------------------------------------------------------------------
     def concept(self, concept: str | int | Concept) -> Concept:
         """A concept by id (``"c03"``), index or name; UnknownNameError if absent."""
