@@ -23,6 +23,7 @@ from siu_lib.evaluate import EvalConfig, evaluate_unlearning
 from siu_lib.finetune_data import FAKE_NAME_QUESTIONS, PRESENCE_QUESTIONS
 from siu_lib.generate import answer_logprobs, answer_token_stats, prompt_logprobs
 from siu_lib.judges import RuleJudge
+from siu_lib.models import format_prompt
 from siu_lib.metrics import ATTACK_GROUPS, METRICS
 from siu_lib.runs import RunSpec, attack_one, attack_path
 from siu_lib.train import TrainConfig
@@ -188,14 +189,21 @@ def test_scoring_helpers_agree_with_the_answer_log_probabilities(micro):
     for lp, (lp2, mu, sigma) in zip(plain, stats):
         assert torch.allclose(lp, lp2)
         assert (mu <= 0).all() and (sigma >= 0).all() and len(mu) == len(lp)
-    # the question's own tokens: as many as the question has, each a log-probability; a
-    # question the model was trained on is likelier than gibberish of about the same length
-    seen, gibberish = "Who is in this picture?", "Zqx vbl orfq uuxk zzq?"
-    got = prompt_logprobs(micro.model, micro.processor, [(img, seen), (img, gibberish), (None, seen)])
-    n_seen = len(micro.processor.tokenizer(seen, add_special_tokens=False)["input_ids"])
-    assert abs(len(got[0]) - n_seen) <= 1 and len(got[2]) == len(got[0])
-    assert all((t <= 0).all() for t in got)
-    assert min_k_prob(got[0], 0.4) > min_k_prob(got[1], 0.4) + 1.0
+    # the question's own tokens, found from character offsets, are the tokens between the
+    # image and the assistant's turn: counted here from the tokenizer instead, on one unpadded row
+    question = "Who is in this picture?"
+    got = prompt_logprobs(micro.model, micro.processor, [(img, question), (None, question)])
+    tok = micro.processor.tokenizer
+    n_q = len(tok(question, add_special_tokens=False)["input_ids"])
+    n_tail = len(tok(" ASSISTANT:", add_special_tokens=False)["input_ids"])
+    assert len(got[0]) == len(got[1]) == n_q
+    enc = micro.processor(images=[img], text=[format_prompt(micro.processor, question, True)], return_tensors="pt")
+    with torch.no_grad():
+        logits = micro.model(**enc).logits[0].float()
+    ids = enc["input_ids"][0]
+    positions = range(len(ids) - n_tail - n_q, len(ids) - n_tail)
+    by_hand = torch.stack([torch.log_softmax(logits[t - 1], -1)[ids[t]] for t in positions])
+    assert torch.allclose(got[0], by_hand, atol=1e-5)
 
 
 def test_the_original_model_leaks_and_is_its_own_mia_reference(micro, attacked):
