@@ -161,14 +161,22 @@ def original_row(model_name: str, report: EvalReport) -> dict[str, Any]:
 UNTRAINED = ("original", "never_seen")
 
 
+def _trained_config(spec: RunSpec, train_cfg: TrainConfig) -> dict[str, Any] | None:
+    """The training config of an attack run as its JSON and hash record it (``None`` for a
+    method of :data:`UNTRAINED`)."""
+    if spec.method in UNTRAINED:
+        return None
+    return asdict(replace(train_cfg, steps=spec.steps, seed=spec.seed))
+
+
 def attack_path(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: EvalConfig,
                 attack_cfg: AttackConfig, n_nonmembers: int) -> Path:
     """Where :func:`attack_one` writes the JSON of ``spec``: ``runs/attacks/`` of the profile's
     results, named like :func:`run_path`, the hash also covering the attack config and the
-    number of non-member identities."""
-    tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
-    hashed = {"train": asdict(tcfg), "eval": asdict(eval_cfg), "attack": asdict(attack_cfg),
-              "nonmembers": n_nonmembers}
+    number of non-member identities (and no training config for a method of
+    :data:`UNTRAINED`)."""
+    hashed = {"train": _trained_config(spec, train_cfg), "eval": asdict(eval_cfg),
+              "attack": asdict(attack_cfg), "nonmembers": n_nonmembers}
     judge = judge_description()
     if judge["kind"] != "rule":
         hashed["judge"] = judge
@@ -216,7 +224,7 @@ def attack_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
     if profile is not None:
         atomic_write_json(attack_path(profile, spec, train_cfg, eval_cfg, attack_cfg, len(nonmembers)),
                           {**run_metadata(asdict(spec), spec.seed),
-                           "train_config": asdict(replace(train_cfg, steps=spec.steps, seed=spec.seed)),
+                           "train_config": _trained_config(spec, train_cfg),
                            "eval_config": asdict(eval_cfg), "attack_config": asdict(attack_cfg),
                            "nonmembers": [m.name for m in nonmembers], "judge": judge_description(),
                            "history": history, "row": row, "evaluation": report.to_dict()})

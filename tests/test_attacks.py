@@ -254,7 +254,10 @@ def test_siu_run_leaks_less_and_the_run_store_keeps_it(micro, attacked, tmp_path
     assert saved["evaluation"]["metrics"]["mia_auc_loss"]["details"]["labels"][0] == 1
     # the original row trains nothing and scores as the original's own report
     orig, _ = attack_one(RunSpec("micro", "c00", "original", 0, 0), micro.model, micro.processor, bench,
-                         micro.world.fake_names, STRONG, cfg, attack_cfg, nonmembers)
+                         micro.world.fake_names, STRONG, cfg, attack_cfg, nonmembers, profile="test")
+    written = attack_path("test", RunSpec("micro", "c00", "original", 0, 0), STRONG, cfg, attack_cfg,
+                          len(nonmembers))
+    assert json.loads(written.read_text())["train_config"] is None
     assert orig["leak_none"] == report.metrics["leak_none"].value
     assert orig["mia_rouge"] == pytest.approx(1.0)
     with pytest.raises(UnknownNameError, match="never_seen"):
