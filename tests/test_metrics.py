@@ -384,7 +384,9 @@ EXPECTED_DIRECTIONS = {
 
 
 def test_registry_directions():
-    assert {n: m.higher_is_better for n, m in METRICS.items()} == EXPECTED_DIRECTIONS
+    metrics = {n: m.higher_is_better for n, m in METRICS.items() if not m.attack}
+    assert metrics == EXPECTED_DIRECTIONS
+    assert not any(m.higher_is_better for m in METRICS.values() if m.attack)  # less leaks is better
     for name, metric in METRICS.items():
         assert metric.name == name and callable(metric.fn) and metric.description
     assert get_metric("efficacy").fn is get_metric("generality_em").fn is exact_match_forgetting
