@@ -380,16 +380,7 @@ class World:
             words = [w.lower() for w in name.split()]
             if any(w in taken for w in words):
                 continue
-            looks = None
-            for _ in range(200_000):
-                cand = {k: rng.choice(v) for k, v in ATTRIBUTE_VALUES.items()}
-                if all(_distinct(cand, c.attributes, cfg) for c in self.concepts):
-                    looks = cand
-                    break
-            if looks is None:
-                raise ConfigError(f"cannot draw a held-out identity differing from every concept in "
-                                  f">= {cfg.min_attribute_distance} attributes and >= "
-                                  f"{cfg.min_color_distance} colours")
+            looks = self._unlike_every_concept(rng, "a held-out identity")
             taken.update(words)
             values = {"profession": rng.choice(PROFESSIONS), "city": rng.choice(CITIES),
                       "deed": rng.choice(deeds)}
@@ -444,13 +435,18 @@ class World:
         concept as much as concepts differ from each other (``min_attribute_distance`` salient
         attributes and ``min_color_distance`` colours). Strangers have no name: they stand for
         a face the model does not know, which is what an unlearned concept should look like."""
+        return self._unlike_every_concept(_seeded("stranger", self.config.world_seed, index), "a stranger")
+
+    def _unlike_every_concept(self, rng: random.Random, who: str) -> dict[str, str]:
+        """Looks drawn from ``rng`` until they differ from every concept's as the concepts
+        differ from each other (:func:`_distinct`); :class:`ConfigError` naming ``who`` after
+        200,000 draws."""
         cfg = self.config
-        rng = _seeded("stranger", cfg.world_seed, index)
         for _ in range(200_000):
             cand = {k: rng.choice(v) for k, v in ATTRIBUTE_VALUES.items()}
             if all(_distinct(cand, c.attributes, cfg) for c in self.concepts):
                 return cand
-        raise ConfigError(f"cannot draw a stranger differing from every concept in >= "
+        raise ConfigError(f"cannot draw {who} differing from every concept in >= "
                           f"{cfg.min_attribute_distance} attributes and >= {cfg.min_color_distance} colours")
 
     def render_stranger(self, index: int) -> Image.Image:
