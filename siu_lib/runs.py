@@ -56,12 +56,18 @@ def run_path(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: Eval
     hashed = {"train": asdict(tcfg), "eval": asdict(eval_cfg)}
     if method_config is not None:
         hashed["method"] = asdict(with_seed(method_config, spec.seed))
+    return _run_file(results_dir(profile) / "runs", spec, hashed)
+
+
+def _run_file(folder: Path, spec: RunSpec, hashed: dict[str, Any]) -> Path:
+    """``<model>_<method>_<concept>_s<seed>_n<steps>_<hash>.json`` in ``folder``, the hash over
+    ``hashed`` and, when the environment configures an LLM judge, the judge (an LLM judge's
+    runs never overwrite the rule judge's)."""
     judge = judge_description()
-    if judge["kind"] != "rule":  # an LLM judge's runs never overwrite the rule judge's
-        hashed["judge"] = judge
+    if judge["kind"] != "rule":
+        hashed = {**hashed, "judge": judge}
     digest = config_digest(hashed, length=8)
-    return (results_dir(profile) / "runs" /
-            f"{spec.model_name}_{spec.method}_{spec.concept_id}_s{spec.seed}_n{spec.steps}_{digest}.json")
+    return folder / f"{spec.model_name}_{spec.method}_{spec.concept_id}_s{spec.seed}_n{spec.steps}_{digest}.json"
 
 
 def load_run(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: EvalConfig,
@@ -128,12 +134,9 @@ def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
     ``method_config`` replaces the registered method's config (its data seed is set to the
     run's seed, as the registered one's is). The original model is never modified (the run
     trains a deep copy)."""
-    target = make_target(bench, spec.concept_id, original, processor, fake_names)
     tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
-    mcfg = None if method_config is None else with_seed(method_config, spec.seed)
     t0 = time.perf_counter()
-    result = unlearn(copy.deepcopy(original), processor, target, spec.method, method_config=mcfg,
-                     train_config=tcfg)
+    result = _unlearned(spec, original, processor, bench, fake_names, train_cfg, method_config)
     t1 = time.perf_counter()
     report = evaluate_unlearning(result.model, original, processor, bench, spec.concept_id, eval_cfg,
                                  original_specificity=original_eval.specificity_accuracy)
@@ -149,6 +152,18 @@ def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
                            "eval_config": asdict(eval_cfg), "history": result.history,
                            "row": row, "evaluation": report.to_dict()})
     return row
+
+
+def _unlearned(spec: RunSpec, original: Any, processor: Any, bench: Benchmark, fake_names: Sequence[str],
+               train_cfg: TrainConfig, method_config: Any = None) -> Any:
+    """The :class:`~siu_lib.train.UnlearnResult` of ``spec``: a deep copy of ``original``
+    trained with ``train_cfg`` at the spec's steps and seed (and ``method_config`` with the
+    spec's seed), the one training :func:`run_one` and :func:`attack_one` share."""
+    target = make_target(bench, spec.concept_id, original, processor, fake_names)
+    tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
+    mcfg = None if method_config is None else with_seed(method_config, spec.seed)
+    return unlearn(copy.deepcopy(original), processor, target, spec.method, method_config=mcfg,
+                   train_config=tcfg)
 
 
 def original_row(model_name: str, report: EvalReport) -> dict[str, Any]:
@@ -177,12 +192,7 @@ def attack_path(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: E
     :data:`UNTRAINED`)."""
     hashed = {"train": _trained_config(spec, train_cfg), "eval": asdict(eval_cfg),
               "attack": asdict(attack_cfg), "nonmembers": n_nonmembers}
-    judge = judge_description()
-    if judge["kind"] != "rule":
-        hashed["judge"] = judge
-    digest = config_digest(hashed, length=8)
-    return (results_dir(profile) / "runs" / "attacks" /
-            f"{spec.model_name}_{spec.method}_{spec.concept_id}_s{spec.seed}_n{spec.steps}_{digest}.json")
+    return _run_file(results_dir(profile) / "runs" / "attacks", spec, hashed)
 
 
 def attack_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
@@ -207,9 +217,7 @@ def attack_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
         if model is None:
             raise UnknownNameError("attack_one: method 'never_seen' needs the reference model as model=")
     else:
-        target = make_target(bench, spec.concept_id, original, processor, fake_names)
-        tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
-        result = unlearn(copy.deepcopy(original), processor, target, spec.method, train_config=tcfg)
+        result = _unlearned(spec, original, processor, bench, fake_names, train_cfg)
         model, history = result.model, result.history
     t1 = time.perf_counter()
     report = evaluate_unlearning(model, original, processor, bench, spec.concept_id, eval_cfg,
