@@ -10,7 +10,8 @@ membership-inference attacks).
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from PIL import Image
@@ -54,6 +55,17 @@ def _greedy_config(model: ModelLike, processor: ProcessorMixin, max_new_tokens: 
     return config
 
 
+@contextmanager
+def _eval_mode(model: ModelLike) -> Iterator[None]:
+    """``model`` in eval mode for the block, its training mode restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 def _batches_by_modality(has_image: Sequence[bool], batch_size: int) -> list[list[int]]:
     """Indices grouped into image-only and text-only batches of at most ``batch_size``."""
     batches = []
@@ -84,9 +96,7 @@ def generate(
     answers: list[str | None] = [None] * len(items)
     config = _greedy_config(model, processor, max_new_tokens)
     batches = _batches_by_modality([image is not None for image, _ in items], batch_size)
-    was_training = model.training
-    model.eval()
-    try:
+    with _eval_mode(model):
         with progress_bar(total=len(items), desc="generating", progress=progress) as bar:
             for indices in batches:
                 images = [items[i][0] for i in indices if items[i][0] is not None]
@@ -110,8 +120,6 @@ def generate(
                 for i, text in zip(indices, texts):
                     answers[i] = text.strip()
                 bar.update(len(indices))
-    finally:
-        model.train(was_training)
     return [a if a is not None else "" for a in answers]
 
 
@@ -136,9 +144,7 @@ def _answer_positions(model: ModelLike, processor: ProcessorMixin,
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     results: list = []
-    was_training = model.training
-    model.eval()
-    try:
+    with _eval_mode(model):
         for start in progress_bar(range(0, len(items), batch_size), desc="scoring", progress=progress):
             chunk = items[start:start + batch_size]
             batch = collate_examples(processor, [Example(img, q, a) for img, q, a in chunk])
@@ -160,8 +166,6 @@ def _answer_positions(model: ModelLike, processor: ProcessorMixin,
                 mu = (probs * logprobs).sum(-1)
                 var = (probs * (logprobs - mu.unsqueeze(-1)).square()).sum(-1)
                 results.append((picked.cpu(), mu.cpu(), var.clamp_min(0).sqrt().cpu()))
-    finally:
-        model.train(was_training)
     return results
 
 
@@ -199,9 +203,7 @@ def prompt_logprobs(
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     results: list[torch.Tensor] = []
-    was_training = model.training
-    model.eval()
-    try:
+    with _eval_mode(model):
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
             prompts = [format_prompt(processor, q, img is not None) for img, q in chunk]
@@ -226,8 +228,6 @@ def prompt_logprobs(
                     raise SIUError(f"no token of the question {question!r} found in its prompt")
                 logprobs = torch.log_softmax(row_logits[[t - 1 for t in mine]], dim=-1)
                 results.append(logprobs.gather(-1, ids[mine].to(logprobs.device).unsqueeze(-1)).squeeze(-1).cpu())
-    finally:
-        model.train(was_training)
     return results
 
 
