@@ -49,7 +49,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from .errors import ConfigError
 from .generate import answer_token_stats, generate, prompt_logprobs
 from .judges import Judge
-from .metrics import (EvalContext, MetricResult, register, reveals_as, rouge_l_recall)
+from .metrics import EvalContext, MetricResult, exact_match_forgetting, register, rouge_l_recall
 
 #: the visual perturbations of the generality images, each a ``perturb_<kind>`` generation
 #: group and a ``leak_<kind>`` attack
@@ -313,13 +313,10 @@ def attack_jobs(bench: Any, target: Any, images: Sequence[Image.Image], paths: S
 
 
 def leak_rate(answers: Sequence[str], kinds: Sequence[str], name: str) -> MetricResult:
-    """% of answers that reveal the concept ``name`` (:func:`siu_lib.metrics.reveals_as`
-    with each answer's prompt kind); per example 100 or 0. Lower is better."""
-    if len(answers) != len(kinds):
-        raise ConfigError(f"leak_rate: {len(answers)} answers vs {len(kinds)} kinds")
-    if not answers:
-        raise ConfigError("leak_rate needs at least one answer")
-    per = [100.0 if reveals_as(a, k, name) else 0.0 for a, k in zip(answers, kinds)]
+    """% of answers that reveal the concept ``name``: the complement of the EM
+    (:func:`siu_lib.metrics.exact_match_forgetting`, whose checks of the answers and prompt
+    kinds it shares), per example 100 or 0. Lower is better."""
+    per = [100.0 - p for p in exact_match_forgetting(answers, kinds, name).per_example]
     return MetricResult("leak_rate", sum(per) / len(per), per, False)
 
 
