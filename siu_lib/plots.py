@@ -220,3 +220,84 @@ def plot_perturbation_leaks(table: "Any", columns: "list[str]", labels: "list[st
         ax.legend(fontsize=7, ncol=len(sub), loc="upper center")
     fig.tight_layout()
     return fig
+
+
+#: the four targets of SIU's fine-tuning data, as Fig 1 names them (spec 01, section 2)
+TARGET_TITLES = {"a": "(a) align with an unseen name", "b": "(b) a new visual description",
+                 "c": "(c) keep its text facts", "d": "(d) keep other concepts"}
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
+def plot_pipeline(concept: str, forget_image: "Any", records: "list[Any]", metrics: "list[str]",
+                  attacks: "list[str]", steps: int = 6) -> "plt.Figure":
+    """Fig 1, the pipeline, drawn from the objects it shows: a request to forget ``concept``,
+    its MMUBench forget image (``forget_image``, a PIL image), one of SIU's fine-tuning
+    ``records`` for each target (question → answer, the token-mask span underlined in words:
+    the part DMK leaves out of the KL term), the DMK loss, the unlearned model after ``steps``
+    steps, and what evaluates it: the registered ``metrics`` and ``attacks`` (their labels
+    from the registry)."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    fig = plt.figure(figsize=(15, 5.6))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, 15)
+    ax.set_ylim(0, 5.6)
+    ax.axis("off")
+
+    def box(x: float, y: float, w: float, h: float, title: str, body: str = "", color: str = "#e8eef7",
+            size: float = 8.0) -> None:
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.04,rounding_size=0.12",
+                                    facecolor=color, edgecolor="#34495e", lw=1.0))
+        ax.text(x + w / 2, y + h - 0.12, title, ha="center", va="top", fontsize=size + 1, weight="bold")
+        if body:
+            ax.text(x + 0.1, y + h - 0.45, body, ha="left", va="top", fontsize=size, linespacing=1.25)
+
+    def arrow(x0: float, y0: float, x1: float, y1: float) -> None:
+        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=14,
+                                     color="#34495e", lw=1.3))
+
+    # 1. the request and the concept's one image
+    box(0.15, 3.2, 2.1, 1.9, "Request", _wrap(f'"Forget what {concept} looks like."', 24), "#fdf2e9")
+    box(0.15, 0.5, 2.1, 2.4, "MMUBench concept", "", "#fdf2e9")
+    img_ax = fig.add_axes((0.035, 0.12, 0.11, 0.28))
+    img_ax.imshow(forget_image)
+    img_ax.set_xticks([])
+    img_ax.set_yticks([])
+    img_ax.set_title("the one forget image", fontsize=7)
+    arrow(1.2, 3.2, 1.2, 2.95)
+    # 2. SIU's four targets built from that image
+    by_target = {}
+    for r in records:
+        by_target.setdefault(r.target, r)
+    y = 5.2
+    ax.text(4.45, 5.4, "SIU: multifaceted fine-tuning data", ha="center", fontsize=10, weight="bold")
+    for key in ("a", "b", "c", "d"):
+        r = by_target.get(key)
+        if r is None:
+            continue
+        shown = "[image] " if r.image is not None else "[text] "
+        body = _wrap(shown + r.question, 44) + "\n→ " + _wrap(r.answer, 42)
+        if r.mask_span:
+            body += "\n" + _wrap(f"token mask K_S = 0 on: {r.mask_span}", 44)
+        box(2.6, y - 1.2, 3.7, 1.2, TARGET_TITLES[key], body, "#eaf5ea", size=6.8)
+        y -= 1.28
+    arrow(2.3, 1.7, 2.58, 1.7)
+    # 3. the DMK loss and the unlearned model
+    dmk = ("CE on the four targets\n+ KL(p0 ‖ pθ) to the frozen M0,\n  over the answer positions\n"
+           "  where K_S = 1 (token mask)\n  and the vocabulary but the\n  concept's name tokens\n  (K_V, vocabulary mask)")
+    box(6.7, 2.0, 2.6, 2.6, "Dual Masked KL (DMK)", dmk, "#f4ecf7")
+    arrow(6.3, 3.0, 6.68, 3.0)
+    box(9.7, 2.4, 1.9, 1.8, "Unlearned MLLM Mθ", _wrap(f"{steps} fine-tuning steps on the one image's data", 22),
+        "#fdebd0")
+    arrow(9.3, 3.3, 9.68, 3.3)
+    # 4. what measures it
+    box(12.0, 3.0, 2.85, 2.3, "Evaluation", "\n".join(metrics), "#e8f8f5", size=7.0)
+    box(12.0, 0.3, 2.85, 2.5, "Attacks", "\n".join(attacks), "#fadbd8", size=6.6)
+    arrow(11.6, 3.6, 11.98, 4.1)
+    arrow(11.6, 3.0, 11.98, 1.8)
+    return fig
