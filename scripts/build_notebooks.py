@@ -232,6 +232,20 @@ records = siu.build_data(target, siu.config)
 print({t: sum(r.target == t for r in records) for t in "abcd"})
 HTML(render_token_masks(processor, records))'''),
         md("""
+## Fig 1: the pipeline
+
+The paper's Fig 1, drawn from the objects of this run: the concept's one forget image, one of
+the records above for each target, the DMK loss, and the registered metrics and attacks that
+measure the unlearned model (notebooks 04–06).
+"""),
+        code('''from siu_lib.plots import plot_pipeline
+from siu_lib.metrics import METRICS, TABLE1_METRICS
+from siu_lib.attacks import ATTACKS
+fig = plot_pipeline(concept.name, bench.forget_image(concept.concept_id), records,
+                    [METRICS[m].label for m in TABLE1_METRICS], [METRICS[a].label for a in ATTACKS],
+                    steps=profile.unlearn.steps)
+fig.savefig(FIGURES / "fig1_pipeline.png", dpi=110, bbox_inches="tight")'''),
+        md("""
 ## The Dual Masked KL loss
 
 `L = α·CE + β·DMK` with α = 0.9, β = 0.75; DMK is KL(p0 ‖ pθ) over answer positions with the
@@ -694,7 +708,7 @@ NOTEBOOK_IO = {
     "01_build_mmubench.ipynb": {"figures": ["contact_sheet.png"]},
     "02_pretrain_embedded_mllm.ipynb": {"writes": ["pretrain.csv"], "figures": ["pretrain_loss.png"]},
     "03_unlearn_siu.ipynb": {"writes": ["siu_targets.csv", "siu_sweep.csv", "siu_sweep.json", "never_seen.csv"],
-                             "figures": ["siu_loss_terms.png", "siu_tradeoff.png"]},
+                             "figures": ["fig1_pipeline.png", "siu_loss_terms.png", "siu_tradeoff.png"]},
     "04_run_baselines.ipynb": {"writes": ["table1_runs.csv", "steps.csv"]},
     "05_evaluate.ipynb": {"reads": ["table1_runs.csv", "steps.csv"], "writes": ["table1.csv", "table7.csv"],
                           "figures": ["fig2_3_steps.png"]},

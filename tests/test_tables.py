@@ -67,3 +67,23 @@ def test_verdict_text_names_each_claim_that_does_not_hold():
                           columns=["model", "claim", "holds here"])
     assert verdict_text(claims).splitlines()[1:] == ["  - [small] B holds"]
     assert verdict_text(claims.iloc[:1]) == "Every claim checked above holds on the embedded models."
+
+
+def test_fig1_shows_each_target_s_record_and_every_metric_and_attack():
+    from siu_lib.attacks import ATTACKS
+    from siu_lib.finetune_data import build_siu_records
+    from siu_lib.metrics import METRICS, TABLE1_METRICS
+    from siu_lib.plots import TARGET_TITLES, plot_pipeline
+    from siu_lib.world import World, WorldConfig
+
+    world = World(WorldConfig(world_seed=3, n_concepts=4, images_per_concept=6, image_size=32))
+    concept = world.concepts[0]
+    records = build_siu_records(concept, world.forget_image(concept), world.concepts[1:], world.fake_names)
+    metrics, attacks = [METRICS[m].label for m in TABLE1_METRICS], [METRICS[a].label for a in ATTACKS]
+    fig = plot_pipeline(concept.name, world.forget_image(concept), records, metrics, attacks, steps=6)
+    text = "\n".join(t.get_text() for ax in fig.axes for t in ax.texts)
+    assert all(title in text for title in TARGET_TITLES.values())
+    assert all(label in text for label in metrics + attacks)
+    fake = next(r for r in records if r.target == "a")
+    assert fake.mask_span in text.replace("\n", " ") and concept.name in text.replace("\n", " ")
+    assert len(fig.axes[1].images) == 1  # the forget image itself
