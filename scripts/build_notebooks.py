@@ -498,16 +498,19 @@ from siu_lib.models import load_model
 from siu_lib.evaluate import EvalConfig
 from siu_lib.runs import RunSpec, run_one, original_report, original_row
 from siu_lib.results import atomic_write_csv
-from siu_lib.tables import TABLE1_METHODS, table1_jobs
+from siu_lib.tables import FIG4_METHODS, TABLE1_METHODS, TABLE2_METHODS, table1_jobs
 from siu_lib.progress import progress_bar
 world = World(profile.world)
 bench = load_benchmark(ensure_synthetic(profile.world))
 eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
 concepts = [c.concept_id for c in bench.concepts[:profile.table_concepts]]
+further = [c.concept_id for c in bench.concepts[profile.table_concepts:profile.table_concepts + profile.further_concepts]]
 models = {size: load_model(ensure_pretrained(profile.world, profile.models[size], profile.pretrain[size]))
           for size in profile.models}
 originals = {(size, cid): original_report(models[size][0], models[size][1], bench, cid, eval_cfg)
-             for size in models for cid in concepts}'''),
+             for size in models for cid in concepts}
+originals.update({("tiny", cid): original_report(*models["tiny"], bench, cid, eval_cfg) for cid in further})
+print("Table 1 concepts:", concepts, "| Fig 4 concepts:", further, "| seeds:", list(profile.seeds))'''),
         md("## Table 1 runs: every method × model size × concept × seed, 6 steps"),
         code('''rows = [original_row(size, rep) for (size, cid), rep in originals.items()]
 for size, cid, m, seed in progress_bar(table1_jobs(models, concepts, profile.seeds), desc="Table 1 runs"):
@@ -519,47 +522,96 @@ atomic_write_csv(RESULTS / "table1_runs.csv", table1_runs)
 table1_runs.groupby(["model", "method"], sort=False)[["efficacy", "generality_em", "specificity"]].mean()'''),
         code('''table1_runs.groupby(["model", "method"], sort=False)[["train_seconds", "eval_seconds"]].mean().round(1)''',
              ignore="wall time on this machine"),
-        md("## Step curves: every method at 6 … 35 steps (the paper's Figs 2–3)\nThe `tiny` model, the first concept, seed 0; one row per run in `steps.csv`."),
+        md("## Step curves: every method at 6 … 35 steps (the paper's Figs 2–3)\nThe `tiny` model, the first `step_concepts` concepts, seed 0; one row per run in `steps.csv`."),
         code('''model, processor = models["tiny"]
-cid = concepts[0]
-step_rows = [{**original_row("tiny", originals[("tiny", cid)]), "steps": 0}]
-for n in progress_bar(profile.step_grid, desc="step curves"):
-    for m in TABLE1_METHODS:
-        step_rows.append(run_one(RunSpec("tiny", cid, m, 0, n), model, processor, bench, world.fake_names,
-                                 profile.unlearn, eval_cfg, originals[("tiny", cid)], profile.name))
+step_rows = []
+for cid in concepts[:profile.step_concepts]:
+    step_rows.append({**original_row("tiny", originals[("tiny", cid)]), "steps": 0})
+    for n in progress_bar(profile.step_grid, desc=f"step curves {cid}"):
+        for m in TABLE1_METHODS:
+            step_rows.append(run_one(RunSpec("tiny", cid, m, 0, n), model, processor, bench, world.fake_names,
+                                     profile.unlearn, eval_cfg, originals[("tiny", cid)], profile.name))
 steps = pd.DataFrame(step_rows)
 atomic_write_csv(RESULTS / "steps.csv", steps)
-steps[["method", "steps", "efficacy", "generality_em", "specificity", "fluency", "diversity"]]'''),
+steps.groupby(["method", "steps"], sort=False)[["efficacy", "generality_em", "specificity", "fluency", "diversity"]].mean()'''),
+        md("""
+## Table 2 runs: the ablations of SIU
+
+On `tiny`, Table 1's concepts and seeds at 6 steps: SIU without the token mask K_S, without the
+vocabulary mask K_V, with a plain KL (neither mask), and SIU with each of its four targets
+removed (registered methods of `siu_lib.methods`). SIU's own rows are Table 1's.
+"""),
+        code('''ablations = [m for m in TABLE2_METHODS if m != "siu"]
+table2_rows = [r for r in rows if r["model"] == "tiny" and r["method"] == "siu"]
+for cid, m, seed in progress_bar([(c, m, s) for c in concepts for m in ablations for s in profile.seeds],
+                                 desc="Table 2 runs"):
+    table2_rows.append(run_one(RunSpec("tiny", cid, m, seed, 6), model, processor, bench, world.fake_names,
+                               profile.unlearn, eval_cfg, originals[("tiny", cid)], profile.name))
+table2_runs = pd.DataFrame(table2_rows)
+atomic_write_csv(RESULTS / "table2_runs.csv", table2_runs)
+table2_runs.groupby("method", sort=False)[["efficacy", "generality_em", "specificity"]].mean()'''),
+        md("""
+## Fig 4 runs: further concepts
+
+The paper's Fig 4 shows EM on 8 concepts not used in Table 1, for SIU, GA+KL, PO and GA. Here:
+the `further_concepts` concepts after Table 1's, on `tiny`, every seed, 6 steps.
+"""),
+        code('''fig4_rows = [original_row("tiny", originals[("tiny", cid)]) for cid in further]
+for cid, m, seed in progress_bar([(c, m, s) for c in further for m in FIG4_METHODS for s in profile.seeds],
+                                 desc="Fig 4 runs"):
+    fig4_rows.append(run_one(RunSpec("tiny", cid, m, seed, 6), model, processor, bench, world.fake_names,
+                             profile.unlearn, eval_cfg, originals[("tiny", cid)], profile.name))
+fig4_runs = pd.DataFrame(fig4_rows)
+atomic_write_csv(RESULTS / "fig4_runs.csv", fig4_runs)
+fig4_runs.pivot_table(index="concept", columns="method", values="generality_em", sort=False).round(1)'''),
     ],
     "05_evaluate.ipynb": [
         md("""
-# 05 · Table 1, Table 7 and the step curves
+# 05 · Tables 1, 2 and 7, the step curves and Fig 4
 
 Aggregates the runs of `04_run_baselines` (read from `data/results/<profile>/`, no model is
-run here): **Table 1** (every metric, mean ± std over seeds and concepts, the original model as
-the first row), **Table 7** (specificity per utility task) and **Figs 2–3** (every metric against
-the number of steps). The last section compares our numbers with the paper's claims, and says
-so plainly where they disagree.
+run here): **Table 1** (every metric, mean ± std over every run, the std over concepts beside
+it, the specificity ratio to the original; the original model as the first row), **Table 7**
+(specificity per utility task), **Table 2** (SIU's ablations), **Figs 2–3** (every metric
+against the number of steps, a band over concepts) and **Fig 4** (EM per further concept). The
+last section compares our numbers with the paper's claims, and says so plainly where they
+disagree.
 """),
         code(PARAMETERS, ("parameters",)),
         code(SETUP),
         code('''from siu_lib.metrics import TABLE1_METRICS
-from siu_lib.tables import mean_std_table, order_methods, plus_minus
+from siu_lib.tables import TABLE2_METHODS, concept_std, mean_std_table, order_methods, plus_minus
 from siu_lib.results import atomic_write_csv
 runs = order_methods(pd.read_csv(RESULTS / "table1_runs.csv"))
-table1 = mean_std_table(runs, ["model", "method"], TABLE1_METRICS)
+columns = [*TABLE1_METRICS, "specificity_ratio"]
+table1 = mean_std_table(runs, ["model", "method"], columns).merge(
+    concept_std(runs, ["model", "method"], columns), on=["model", "method"])
 atomic_write_csv(RESULTS / "table1.csv", table1)
-plus_minus(table1, TABLE1_METRICS)'''),
+print(f"{runs.concept.nunique()} concepts x {runs.seed.nunique()} seeds per method; ± is the std over every run")
+plus_minus(table1, columns, digits=2)'''),
+        md("The std over concepts (each concept's mean over seeds), beside the std over every run above:"),
+        code('''table1.set_index(["model", "method"])[[f"{m}_concept_std" for m in columns]].round(2)'''),
         md("## Table 7: specificity per utility task\nAccuracy (%) on what was not targeted: other concepts' recognition, general visual QA, other concepts' text facts."),
         code('''spec_cols = [c for c in runs.columns if c.startswith("spec_")]
 table7 = mean_std_table(runs, ["model", "method"], spec_cols)
 atomic_write_csv(RESULTS / "table7.csv", table7)
 plus_minus(table7, spec_cols)'''),
+        md("## Table 2: SIU's ablations\nOn `tiny`, same protocol as Table 1: the DMK ablation (no token mask, no vocabulary mask, plain KL) and each of the four targets removed."),
+        code('''table2_runs = pd.read_csv(RESULTS / "table2_runs.csv")
+table2 = mean_std_table(order_methods(table2_runs, TABLE2_METHODS), ["model", "method"], columns)
+atomic_write_csv(RESULTS / "table2.csv", table2)
+plus_minus(table2, columns, digits=2)'''),
         md("## Figs 2–3: metrics against fine-tuning steps"),
         code('''from siu_lib.plots import plot_step_curves
 steps = pd.read_csv(RESULTS / "steps.csv")
 fig = plot_step_curves(steps[steps.method != "original"], model="tiny")
 fig.savefig(FIGURES / "fig2_3_steps.png", dpi=110, bbox_inches="tight")'''),
+        md("## Fig 4: EM per further concept\nGenerality EM on the concepts after Table 1's, one bar per method, error bars the std over seeds."),
+        code('''from siu_lib.plots import plot_em_per_concept
+from siu_lib.tables import FIG4_METHODS
+fig4_runs = pd.read_csv(RESULTS / "fig4_runs.csv")
+fig = plot_em_per_concept(fig4_runs[fig4_runs.method.isin(FIG4_METHODS)], FIG4_METHODS)
+fig.savefig(FIGURES / "fig4_em_per_concept.png", dpi=110, bbox_inches="tight")'''),
         md("## Our numbers against the paper's claims\nEach line is computed from the tables above; nothing here is typed by hand."),
         code('''def at6(model):
     t = table1[table1.model == model].set_index("method")
@@ -579,6 +631,15 @@ for m in ("ga", "ga_kl"):
     first, last = s.loc[m].iloc[0], s.loc[m].iloc[-1]
     claims.append(("tiny", f"{m}: diversity falls as steps grow", bool(last["diversity"] < first["diversity"])))
     claims.append(("tiny", f"{m}: perplexity rises as steps grow", bool(last["fluency"] > first["fluency"])))
+t2 = table2.set_index("method")
+for ablation in TABLE2_METHODS[1:]:
+    claims.append(("tiny", f"removing it hurts SIU ({ablation}: lower generality EM or specificity)",
+                   bool(t2.loc[ablation, "generality_em"] < t2.loc["siu", "generality_em"]
+                        or t2.loc[ablation, "specificity"] < t2.loc["siu", "specificity"])))
+f4 = fig4_runs.pivot_table(index="concept", columns="method", values="generality_em", sort=False)
+best = int((f4["siu"] >= f4[[m for m in FIG4_METHODS if m != "siu"]].max(axis=1)).sum())
+claims.append(("tiny", f"Fig 4: SIU has the highest EM on every further concept ({best} of {len(f4)})",
+               best == len(f4)))
 claims = pd.DataFrame(claims, columns=["model", "claim", "holds here"])
 claims'''),
         code('''from siu_lib.tables import verdict_text
@@ -709,9 +770,10 @@ NOTEBOOK_IO = {
     "02_pretrain_embedded_mllm.ipynb": {"writes": ["pretrain.csv"], "figures": ["pretrain_loss.png"]},
     "03_unlearn_siu.ipynb": {"writes": ["siu_targets.csv", "siu_sweep.csv", "siu_sweep.json", "never_seen.csv"],
                              "figures": ["fig1_pipeline.png", "siu_loss_terms.png", "siu_tradeoff.png"]},
-    "04_run_baselines.ipynb": {"writes": ["table1_runs.csv", "steps.csv"]},
-    "05_evaluate.ipynb": {"reads": ["table1_runs.csv", "steps.csv"], "writes": ["table1.csv", "table7.csv"],
-                          "figures": ["fig2_3_steps.png"]},
+    "04_run_baselines.ipynb": {"writes": ["table1_runs.csv", "steps.csv", "table2_runs.csv", "fig4_runs.csv"]},
+    "05_evaluate.ipynb": {"reads": ["table1_runs.csv", "steps.csv", "table2_runs.csv", "fig4_runs.csv"],
+                          "writes": ["table1.csv", "table7.csv", "table2.csv"],
+                          "figures": ["fig2_3_steps.png", "fig4_em_per_concept.png"]},
     "06_attacks.ipynb": {"writes": ["table4_runs.csv", "table4.csv", "table4_roc.csv"],
                          "figures": ["table4_roc.png", "table4_perturbations.png"]},
 }

@@ -96,7 +96,8 @@ METRIC_LABELS = {name: METRICS[name].label for name in TABLE1_METRICS}
 
 def plot_step_curves(steps: "Any", model: str | None = None) -> "plt.Figure":
     """Figs 2-3: every metric against the number of fine-tuning steps, one line per method
-    (mean over seeds and concepts), from the rows of ``steps.csv``."""
+    (mean over concepts and seeds) with a band of one std over them, from the rows of
+    ``steps.csv``."""
     import seaborn as sns
 
     data = steps if model is None else steps[steps["model"] == model]
@@ -105,7 +106,7 @@ def plot_step_curves(steps: "Any", model: str | None = None) -> "plt.Figure":
     rows = (len(metrics) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
     for ax, metric in zip(axes.flat, metrics):
-        sns.lineplot(data=data, x="steps", y=metric, hue="method", marker="o", errorbar=None, ax=ax,
+        sns.lineplot(data=data, x="steps", y=metric, hue="method", marker="o", errorbar="sd", ax=ax,
                      legend=ax is axes.flat[0])
         ax.set_title(METRIC_LABELS[metric])
         ax.set_ylabel("")
@@ -300,4 +301,27 @@ def plot_pipeline(concept: str, forget_image: "Any", records: "list[Any]", metri
     box(12.0, 0.3, 2.85, 2.5, "Attacks", "\n".join(attacks), "#fadbd8", size=6.6)
     arrow(11.6, 3.6, 11.98, 4.1)
     arrow(11.6, 3.0, 11.98, 1.8)
+    return fig
+
+
+def plot_em_per_concept(rows: "Any", methods: "list[str] | tuple[str, ...]", metric: str = "generality_em") -> "plt.Figure":
+    """Fig 4: ``metric`` per concept, one bar per method (in ``methods``' order), the mean over
+    seeds with error bars of one std, from per-run rows (``concept``, ``method``, ``metric``)."""
+    import numpy as np
+
+    concepts = list(dict.fromkeys(rows["concept"]))
+    stats = rows.groupby(["concept", "method"])[metric].agg(["mean", "std"]).fillna(0.0)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(concepts) + 2), 3.8))
+    width = 0.8 / len(methods)
+    x = np.arange(len(concepts))
+    for k, method in enumerate(methods):
+        means = [stats.loc[(c, method), "mean"] if (c, method) in stats.index else np.nan for c in concepts]
+        stds = [stats.loc[(c, method), "std"] if (c, method) in stats.index else 0.0 for c in concepts]
+        ax.bar(x + (k - (len(methods) - 1) / 2) * width, means, width, yerr=stds, capsize=2, label=method)
+    ax.set_xticks(x, concepts)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel(METRICS[metric].label if metric in METRICS else metric)
+    ax.set_title("EM per concept, concepts not used in Table 1")
+    ax.legend(fontsize=8, ncol=len(methods), loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    fig.tight_layout()
     return fig

@@ -38,8 +38,11 @@ class Profile:
         eval_images: generality images per concept used by the knowledge evaluation.
         unlearn_concepts: how many concepts (the first ones) SIU's targets are measured on
             (notebook 03; at least 5).
-        table_concepts: how many concepts (the first ones) every method is run on for Table 1
-            and Table 7 (notebook 04).
+        table_concepts: how many concepts (the first ones) every method is run on for Table 1,
+            Table 7 and Table 2's ablations (notebook 04).
+        step_concepts: how many of those the step curves (Figs 2-3) run on, at seed 0.
+        further_concepts: how many concepts after Table 1's Fig 4 runs on (the paper: 8 not
+            used in Table 1).
         seeds: unlearning seeds per result (paper: 3).
         step_grid: step counts of the step curves (paper: 6 ... 35).
         sweep: the settings of notebook 03's selection sweep (overrides of ``unlearn``; a
@@ -63,6 +66,8 @@ class Profile:
     unlearn_concepts: int
     table_concepts: int
     seeds: tuple[int, ...]
+    step_concepts: int = 1
+    further_concepts: int = 0
     step_grid: tuple[int, ...] = field(default=(6, 10, 15, 20, 25, 30, 35))
     sweep: tuple[SweepSetting, ...] = ()
     native_bf16: tuple[str, ...] = ()
@@ -70,12 +75,19 @@ class Profile:
 
     def validate(self) -> None:
         """:class:`ConfigError` when the counts do not fit the world: the concepts measured
-        (``unlearn_concepts``, ``table_concepts``) must exist, ``eval_images`` must leave the
-        forget image aside, and there must be a seed and a step count."""
+        (``unlearn_concepts``, ``table_concepts``, ``step_concepts`` among Table 1's, and
+        ``further_concepts`` after them) must exist, ``eval_images`` must leave the forget image
+        aside, and there must be a seed and a step count."""
         n, images = self.world.n_concepts, self.world.images_per_concept
         if not 1 <= self.unlearn_concepts <= n or not 1 <= self.table_concepts <= n:
             raise ConfigError(f"unlearn_concepts ({self.unlearn_concepts}) and table_concepts "
                               f"({self.table_concepts}) must be between 1 and n_concepts ({n})")
+        if not 1 <= self.step_concepts <= self.table_concepts:
+            raise ConfigError(f"step_concepts ({self.step_concepts}) must be between 1 and "
+                              f"table_concepts ({self.table_concepts})")
+        if not 0 <= self.further_concepts <= n - self.table_concepts:
+            raise ConfigError(f"further_concepts ({self.further_concepts}) must be between 0 and "
+                              f"n_concepts - table_concepts ({n - self.table_concepts})")
         if not 1 <= self.eval_images <= images - 1:
             raise ConfigError(f"eval_images ({self.eval_images}) must be between 1 and "
                               f"images_per_concept - 1 ({images - 1})")
@@ -162,8 +174,10 @@ PROFILES: dict[str, Profile] = {
         unlearn=EMBEDDED_TRAIN,
         eval_images=49,
         unlearn_concepts=5,
-        table_concepts=1,
+        table_concepts=5,
         seeds=(0, 1, 2),
+        step_concepts=3,
+        further_concepts=8,
         sweep=EMBEDDED_SWEEP,
         native_bf16=("small",),
     ),
@@ -178,6 +192,7 @@ PROFILES: dict[str, Profile] = {
         unlearn_concepts=1,
         table_concepts=1,
         seeds=(0,),
+        further_concepts=2,
         step_grid=(6, 10),
         sweep=MICRO_SWEEP,
     ),

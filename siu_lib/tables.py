@@ -21,6 +21,12 @@ from .errors import UnknownNameError
 TABLE1_METHODS = ("po", "ga", "ga_kl", "npo", "gd", "siu")
 #: the order of Table 1's rows: the original model first
 METHOD_ORDER = ("original", *TABLE1_METHODS)
+#: Table 2's rows: SIU, the DMK ablation (no token mask, no vocabulary mask, plain KL) and the
+#: four-target ablation (each target removed), registered methods of :mod:`siu_lib.methods`
+TABLE2_METHODS = ("siu", "siu_no_token_mask", "siu_no_vocab_mask", "siu_plain_kl",
+                  "siu_no_a", "siu_no_b", "siu_no_c", "siu_no_d")
+#: Fig 4's bars, in the paper's order
+FIG4_METHODS = ("siu", "ga_kl", "po", "ga")
 #: the order of Table 4's rows: Table 1's, then the reference pre-trained without the
 #: concepts' pictures (what a model that truly forgot should score)
 TABLE4_ORDER = (*METHOD_ORDER, "never_seen")
@@ -85,3 +91,13 @@ def verdict_text(claims: pd.DataFrame) -> str:
         return "Every claim checked above holds on the embedded models."
     lines = ["Where our numbers DISAGREE with the paper (reported as measured, nothing tuned to agree):"]
     return "\n".join(lines + [f"  - [{r.model}] {r.claim}" for r in disagree.itertuples()])
+
+
+def concept_std(rows: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
+    """The spread between concepts: per group of ``by``, the std (ddof 0) over concepts of each
+    concept's mean over seeds, as ``<metric>_concept_std`` columns (0 with one concept), groups
+    in the order they first appear. Beside :func:`mean_std_table`'s std over every run, it says
+    how much of the spread is the concept rather than the seed."""
+    per_concept = rows.groupby([*by, "concept"], sort=False)[list(metrics)].mean()
+    spread = per_concept.groupby(level=list(range(len(by))), sort=False).std(ddof=0)
+    return spread.add_suffix("_concept_std").reset_index()

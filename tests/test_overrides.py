@@ -62,6 +62,8 @@ def test_values_are_parsed_by_the_fields_type():
     ("sweep=x", r"no field 'sweep'"),
     ("eval_images=50", r"eval_images=.50. is rejected: eval_images \(50\)"),
     ("pretrain.tiny.lr=0", r"pretrain\.tiny\.lr='0' is rejected: lr must be > 0"),
+    ("step_concepts=6", r"step_concepts=.6. is rejected: step_concepts \(6\) must be between 1 and table_concepts \(5\)"),
+    ("further_concepts=16", r"further_concepts \(16\) must be between 0 and n_concepts - table_concepts \(15\)"),
 ])
 def test_a_bad_override_is_one_clear_error_naming_it(text, message):
     with pytest.raises(OverrideError, match=message):

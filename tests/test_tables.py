@@ -87,3 +87,30 @@ def test_fig1_shows_each_target_s_record_and_every_metric_and_attack():
     fake = next(r for r in records if r.target == "a")
     assert fake.mask_span in text.replace("\n", " ") and concept.name in text.replace("\n", " ")
     assert len(fig.axes[1].images) == 1  # the forget image itself
+
+
+def test_concept_std_is_the_spread_of_the_concepts_means_by_hand():
+    from siu_lib.tables import concept_std
+
+    runs = pd.DataFrame({"model": "tiny", "method": "siu", "concept": ["c00", "c00", "c01", "c01"],
+                         "seed": [0, 1, 0, 1], "generality_em": [10.0, 30.0, 50.0, 70.0]})
+    got = concept_std(runs, ["model", "method"], ["generality_em"])
+    assert got.loc[0, "generality_em_concept_std"] == pytest.approx(20.0)  # means 20 and 60
+    one = concept_std(runs[runs.concept == "c00"], ["model", "method"], ["generality_em"])
+    assert one.loc[0, "generality_em_concept_std"] == 0.0
+
+
+def test_fig4_draws_a_bar_per_concept_and_method_with_the_seeds_std():
+    from siu_lib.plots import plot_em_per_concept
+
+    runs = pd.DataFrame({"concept": ["c05"] * 4 + ["c06"] * 4, "method": ["siu", "siu", "ga", "ga"] * 2,
+                         "seed": [0, 1] * 4, "generality_em": [80.0, 100.0, 40.0, 40.0, 60.0, 60.0, 0.0, 20.0]})
+    fig = plot_em_per_concept(runs, ("siu", "ga"))
+    bars = fig.axes[0].patches
+    assert sorted(round(b.get_height(), 6) for b in bars) == [10.0, 40.0, 60.0, 90.0]
+    from matplotlib.container import ErrorbarContainer
+    errors = [c for c in fig.axes[0].containers if isinstance(c, ErrorbarContainer)]
+    assert len(errors) == 2 and [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["c05", "c06"]
+    # the std over seeds: siu on c05 (80, 100) and ga on c06 (0, 20), both 14.1 (ddof 1)
+    spans = sorted(round(float(seg[1, 1] - seg[0, 1]), 3) for c in errors for seg in c.lines[2][0].get_segments())
+    assert spans == pytest.approx([0.0, 0.0, 2 * 14.142, 2 * 14.142], abs=0.01)
