@@ -760,6 +760,74 @@ claims = pd.DataFrame(claims, columns=["model", "claim", "holds here"])
 claims'''),
         code('''from siu_lib.tables import verdict_text
 print(verdict_text(claims))'''),
+    ],
+    "07_cases.ipynb": [
+        md("""
+# 07 · Cases: the butterfly effect and every method's answers
+
+**The butterfly effect.** The paper reports that after unlearning a concept A, its partner B in
+a group photo with A is also misnamed, while B alone is still named (a "positive butterfly
+effect"). For every method (seed 0, 6 steps) and every (A, B) pair of the world's group
+photos, A is unlearned; the original and the unlearned model are asked who is in each group
+photo of A and B, and who is in B's own generality images (`siu_lib.cases`).
+
+**Cases.** Every method's answers on the same generality images and prompts, read back from the
+Table 1 runs of notebook 04 (no model is trained here for them).
+"""),
+        code(PARAMETERS, ("parameters",)),
+        code(SETUP),
+        code('''from siu_lib.bench import ensure_synthetic, load_benchmark
+from siu_lib.world import World
+from siu_lib.embedded import ensure_pretrained
+from siu_lib.models import load_model
+from siu_lib.results import atomic_write_csv
+from siu_lib.cases import butterfly_runs, butterfly_table, group_pairs
+from siu_lib.tables import TABLE1_METHODS
+world = World(profile.world)
+bench = load_benchmark(ensure_synthetic(profile.world))
+model, processor = load_model(ensure_pretrained(profile.world, profile.models["tiny"], profile.pretrain["tiny"]))
+pairs = group_pairs(bench)
+print(len(pairs), "pairs:", pairs[:4], "...")'''),
+        md("## The butterfly effect\nOne row per method and pair in `butterfly_runs.csv`; below, the mean over pairs (% of answers that name each person)."),
+        code('''from dataclasses import replace
+bf_rows, bf_answers = butterfly_runs(model, processor, bench, world.fake_names, TABLE1_METHODS,
+                                     replace(profile.unlearn, steps=6, seed=0), pairs)
+atomic_write_csv(RESULTS / "butterfly_runs.csv", bf_rows)
+butterfly = butterfly_table(bf_rows)
+atomic_write_csv(RESULTS / "butterfly.csv", butterfly)
+butterfly.round(1)'''),
+        code('''from siu_lib.plots import plot_butterfly_case
+a, b = pairs[0]
+answers = pd.DataFrame([r for r in bf_answers if (r["a"], r["b"]) == (a, b)])
+group_image = bench.load_image(answers[answers.kind == "group"].image.iloc[0])
+alone_image = bench.load_image(answers[answers.kind == "alone"].image.iloc[0])
+fig = plot_butterfly_case(group_image, alone_image, answers, (bench.concept(a).name, bench.concept(b).name))
+fig.savefig(FIGURES / "butterfly_case.png", dpi=110, bbox_inches="tight")'''),
+        md("The paper's claim (BF), from the table above: after unlearning A, B is named less often in the group photo, and about as often alone (within 10 points of the original)."),
+        code('''t = butterfly.set_index("method")
+claims = pd.DataFrame([(m, bool(t.loc[m, "b_named_in_group"] < t.loc["original", "b_named_in_group"]),
+                        bool(abs(t.loc[m, "b_named_alone"] - t.loc["original", "b_named_alone"]) <= 10.0))
+                       for m in TABLE1_METHODS],
+                      columns=["method", "B misnamed more in the group photo", "B alone still named"])
+claims'''),
+        md("## Cases: every method on the same images and prompts\nTable 1's runs of the first concept at seed 0 (notebook 04), and the original model's answers to the same prompts."),
+        code('''from siu_lib.cases import case_generations
+from siu_lib.evaluate import EvalConfig
+from siu_lib.generate import generate
+from siu_lib.plots import plot_cases
+from siu_lib.runs import RunSpec
+table1_runs = pd.read_csv(RESULTS / "table1_runs.csv")
+cid = table1_runs.concept.iloc[0]
+eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
+cases = case_generations(profile.name, lambda m: RunSpec("tiny", cid, m, 0, 6), TABLE1_METHODS,
+                         profile.unlearn, eval_cfg)
+images = [bench.load_image(p) for p in cases.image]
+cases.insert(2, "original", generate(model, processor, list(zip(images, cases.question)), max_new_tokens=32,
+                                     progress=False))
+atomic_write_csv(RESULTS / "cases.csv", cases)
+fig = plot_cases(images, list(cases.question), {m: list(cases[m]) for m in ["original", *TABLE1_METHODS]},
+                 f"{bench.concept(cid).name}: the same images and prompts, every method's answer")
+fig.savefig(FIGURES / "cases.png", dpi=110, bbox_inches="tight")'''),
     ],}
 
 
@@ -776,6 +844,8 @@ NOTEBOOK_IO = {
                           "figures": ["fig2_3_steps.png", "fig4_em_per_concept.png"]},
     "06_attacks.ipynb": {"writes": ["table4_runs.csv", "table4.csv", "table4_roc.csv"],
                          "figures": ["table4_roc.png", "table4_perturbations.png"]},
+    "07_cases.ipynb": {"reads": ["table1_runs.csv"], "writes": ["butterfly_runs.csv", "butterfly.csv", "cases.csv"],
+                       "figures": ["butterfly_case.png", "cases.png"]},
 }
 
 

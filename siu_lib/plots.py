@@ -325,3 +325,47 @@ def plot_em_per_concept(rows: "Any", methods: "list[str] | tuple[str, ...]", met
     ax.legend(fontsize=8, ncol=len(methods), loc="upper center", bbox_to_anchor=(0.5, -0.12))
     fig.tight_layout()
     return fig
+
+
+def plot_cases(images: "list[Any]", questions: "list[str]", answers: "dict[str, list[str]]",
+               title: str = "") -> "plt.Figure":
+    """Example generations: one row per image (shown at left, its question above the answers),
+    each method's answer to that question on that image (``answers``: method -> one answer per
+    row), the same images and prompts for every method."""
+    n, methods = len(images), list(answers)
+    if not n or any(len(v) != n for v in answers.values()) or len(questions) != n:
+        from .errors import ConfigError
+        raise ConfigError(f"plot_cases needs one question and one answer per method for each of the {n} images")
+    fig, axes = plt.subplots(n, 2, figsize=(11, 1.9 * n + 0.4), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 5.5]})
+    for row, (img, question) in enumerate(zip(images, questions)):
+        axes[row, 0].imshow(img)
+        axes[row, 0].axis("off")
+        ax = axes[row, 1]
+        ax.axis("off")
+        lines = [f"Q: {question}"] + [f"{m:>10}: {answers[m][row]}" for m in methods]
+        ax.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=7.5, family="monospace",
+                transform=ax.transAxes)
+    fig.suptitle(title or "The same images and prompts, every method's answer", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_butterfly_case(group_image: "Any", alone_image: "Any", answers: "Any", names: "tuple[str, str]") -> "plt.Figure":
+    """The butterfly effect on one pair: the group photo of A and B and a picture of B alone,
+    and under each, every method's answer (``answers``: rows with ``method``, ``kind`` "group"
+    or "alone", ``answer``; the first answer of each kind per method), A and B named in the
+    title (``names``)."""
+    fig, axes = plt.subplots(2, 2, figsize=(12, 5.2), gridspec_kw={"width_ratios": [1, 4.5]})
+    for row, (kind, img) in enumerate((("group", group_image), ("alone", alone_image))):
+        axes[row, 0].imshow(img)
+        axes[row, 0].axis("off")
+        axes[row, 0].set_title("A and B" if kind == "group" else "B alone", fontsize=8)
+        first = answers[answers["kind"] == kind].groupby("method", sort=False).first()
+        text = "\n".join(f"{m:>10}: {r.answer}" for m, r in first.iterrows())
+        axes[row, 1].axis("off")
+        axes[row, 1].text(0.0, 1.0, text, va="top", ha="left", fontsize=7.5, family="monospace",
+                          transform=axes[row, 1].transAxes)
+    fig.suptitle(f"Butterfly effect: unlearning A = {names[0]}; its partner B = {names[1]}", fontsize=10)
+    fig.tight_layout()
+    return fig
