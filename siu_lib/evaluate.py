@@ -100,6 +100,7 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
                         cfg: EvalConfig | None = None, judge: Judge | None = None,
                         original_specificity: dict[str, float] | None = None,
                         progress: bool = False, unseen: Collection[str] = (),
+                        forgotten: Collection[str] = (),
                         metrics: Sequence[str] | None = None,
                         attack_config: "_attacks.AttackConfig | None" = None,
                         nonmembers: Sequence["_attacks.Identity"] = ()) -> EvalReport:
@@ -116,6 +117,10 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
     stay in): those a never-seen reference model was never shown
     (:func:`siu_lib.analysis.never_seen_runs`), which no model could be asked to keep.
 
+    ``forgotten``: other concepts unlearned in the same run (multi-concept unlearning): their
+    recognition and yes/no verification leave the specificity items (no model should still
+    recognise them), their text facts and the general visual QA on their pictures stay.
+
     ``judge`` defaults to :func:`siu_lib.judges.configured_judge` (the LLM judge when the
     environment configures one, else the rule judge). The attacks (``metrics`` naming them,
     e.g. :data:`siu_lib.attacks.ATTACKS`) read ``attack_config`` (default
@@ -126,9 +131,10 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
     names = _evaluation_metrics(metrics)
     target = bench.concept(concept_id)
     unseen = frozenset(unseen)  # read once (an iterator would be used up by the check)
-    unknown = sorted(unseen - {c.concept_id for c in bench.concepts})
+    forgotten = frozenset(forgotten)
+    unknown = sorted((unseen | forgotten) - {c.concept_id for c in bench.concepts})
     if unknown:
-        raise UnknownNameError(f"unknown unseen concept(s) {unknown}; the benchmark has "
+        raise UnknownNameError(f"unknown unseen or forgotten concept(s) {unknown}; the benchmark has "
                                f"{[c.concept_id for c in bench.concepts]}")
     others = [c for c in bench.concepts if c.concept_id != target.concept_id]
     judge = judge or configured_judge([c.name for c in others])
@@ -155,7 +161,8 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
     def other_concepts() -> list[tuple[str, Any, str, dict]]:
         jobs = []
         for o in others:
-            shown = [] if o.concept_id in unseen else bench.generality_image_paths(o.concept_id)
+            asked = o.concept_id not in unseen and o.concept_id not in forgotten
+            shown = bench.generality_image_paths(o.concept_id) if asked else []
             jobs += [("spec_recognition", bench.load_image(p), "Who is in this picture?",
                       {"expected": o.name, "image": p}) for p in shown[:cfg.n_other_images]]
             yesno = o.prompts.get("yesno") or []  # an instance may give a concept none

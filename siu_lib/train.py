@@ -26,7 +26,7 @@ import math
 import random
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -377,15 +377,18 @@ def prepare_model(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.nn.Mo
     return trained, reference
 
 
-def unlearn(model: torch.nn.Module, processor: Any, target: UnlearnTarget, method: str = "siu",
-            method_config: Any = None, train_config: TrainConfig | None = None,
+def unlearn(model: torch.nn.Module, processor: Any, target: UnlearnTarget | Sequence[UnlearnTarget],
+            method: str = "siu", method_config: Any = None, train_config: TrainConfig | None = None,
             records: Sequence[FTRecord] | None = None, progress: bool = False) -> UnlearnResult:
     """Unlearn ``target.concept`` from ``model`` with a registered method.
 
     Args:
         model: the original model M0 (with LoRA it receives adapters; pass a copy to keep M0).
         processor: its processor.
-        target: the concept, its one forget image and what the data builders need.
+        target: the concept, its one forget image and what the data builders need; or several
+            targets, unlearned in one run (multi-concept unlearning, the paper's Table 3): the
+            records of every target are merged, each keeping its own fake name and token-mask
+            span, and the vocabulary mask K_V masks every target's name tokens (their union).
         method: a registry name (see :mod:`siu_lib.methods`).
         method_config: the method's config (default: the registered one, seeded with
             ``train_config.seed``).
@@ -400,12 +403,16 @@ def unlearn(model: torch.nn.Module, processor: Any, target: UnlearnTarget, metho
     spec = get_method(method)
     tcfg = train_config or TrainConfig()
     mcfg = method_config if method_config is not None else with_seed(spec.config, tcfg.seed)
-    recs = list(records) if records is not None else spec.build_data(target, mcfg)
+    targets = [target] if isinstance(target, UnlearnTarget) else list(target)
+    if not targets:
+        raise ConfigError("unlearn needs at least one target")
+    names = ", ".join(t.name for t in targets)
+    recs = list(records) if records is not None else [r for t in targets for r in spec.build_data(t, mcfg)]
     if not recs:
-        raise DataFormatError(f"method {method!r} built no records for {target.name!r}")
+        raise DataFormatError(f"method {method!r} built no records for {names!r}")
     tokenizer = processor.tokenizer
     vocab_size = model.get_output_embeddings().weight.shape[0]
-    vocab_mask = vocab_mask_for(tokenizer, target.name, vocab_size)
+    vocab_mask = torch.stack([vocab_mask_for(tokenizer, t.name, vocab_size) for t in targets]).all(0)
     trained, reference = prepare_model(model, tcfg)
     with tempfile.TemporaryDirectory(prefix="siu-trainer-") as tmp:
         args = tcfg.training_arguments(tmp, progress)
@@ -420,6 +427,25 @@ def unlearn(model: torch.nn.Module, processor: Any, target: UnlearnTarget, metho
         trainer.train()
         seconds = time.perf_counter() - t0
     trained.eval()
-    meta = run_metadata(None, tcfg.seed, concept=target.name,
-                        vocab_mask_ids=name_token_ids(tokenizer, target.name))
+    meta = run_metadata(None, tcfg.seed, concept=names,
+                        vocab_mask_ids=sorted({i for t in targets for i in name_token_ids(tokenizer, t.name)}))
     return UnlearnResult(trained, method, mcfg, tcfg, recs, trainer.history, seconds, meta)
+
+
+def unlearn_sequentially(model: torch.nn.Module, processor: Any, targets: Sequence[UnlearnTarget],
+                         method: str = "siu", method_config: Any = None,
+                         train_config: TrainConfig | None = None) -> list[UnlearnResult]:
+    """Unlearning requests that arrive one after another: each target is unlearned from the
+    model the previous request left (its LoRA adapters merged into the weights), with that
+    model as the request's reference, as a deployed model would be updated. Returns one
+    :class:`UnlearnResult` per request, each holding the model after it (the last one has
+    forgotten every target). ``model`` is modified (pass a copy to keep M0)."""
+    if not targets:
+        raise ConfigError("unlearn_sequentially needs at least one target")
+    results = []
+    for t in targets:
+        result = unlearn(model, processor, t, method, method_config, train_config)
+        model = result.model.merge_and_unload() if hasattr(result.model, "merge_and_unload") else result.model
+        model.eval()
+        results.append(replace(result, model=model))
+    return results
