@@ -369,3 +369,24 @@ def plot_butterfly_case(group_image: "Any", alone_image: "Any", answers: "Any", 
     fig.suptitle(f"Butterfly effect: unlearning A = {names[0]}; its partner B = {names[1]}", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def plot_multi_concept(rows: "Any", metrics: "tuple[str, ...]" = ("generality_em", "specificity")) -> "plt.Figure":
+    """Multi-concept unlearning: each of ``metrics`` against the number of concepts forgotten,
+    one colour per method, solid for the concepts unlearned at once and dashed for one request
+    after another, the original model dotted grey (rows of ``multi_concept_runs.csv``)."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
+    colours = {}
+    for ax, metric in zip(axes.flat, metrics):
+        for (method, mode), sub in rows.groupby(["method", "mode"], sort=False):
+            if method == "original":
+                ax.plot(sub["concepts"], sub[metric], color="grey", ls=":", marker=".", label="original")
+                continue
+            colour = colours.setdefault(method, f"C{len(colours)}")
+            ax.plot(sub["concepts"], sub[metric], color=colour, ls="-" if mode == "at_once" else "--",
+                    marker="o", ms=3, label=f"{method} ({'at once' if mode == 'at_once' else 'one by one'})")
+        ax.set_xlabel("concepts forgotten")
+        ax.set_title(METRICS[metric].label if metric in METRICS else metric)
+    axes.flat[0].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return fig

@@ -43,6 +43,8 @@ class Profile:
         step_concepts: how many of those the step curves (Figs 2-3) run on, at seed 0.
         further_concepts: how many concepts after Table 1's Fig 4 runs on (the paper: 8 not
             used in Table 1).
+        multi_counts: how many concepts (the first ones) multi-concept unlearning forgets at
+            once and one after another (notebook 08; the largest is Table 3's, the paper's 20).
         seeds: unlearning seeds per result (paper: 3).
         step_grid: step counts of the step curves (paper: 6 ... 35).
         sweep: the settings of notebook 03's selection sweep (overrides of ``unlearn``; a
@@ -68,6 +70,7 @@ class Profile:
     seeds: tuple[int, ...]
     step_concepts: int = 1
     further_concepts: int = 0
+    multi_counts: tuple[int, ...] = (1,)
     step_grid: tuple[int, ...] = field(default=(6, 10, 15, 20, 25, 30, 35))
     sweep: tuple[SweepSetting, ...] = ()
     native_bf16: tuple[str, ...] = ()
@@ -88,6 +91,8 @@ class Profile:
         if not 0 <= self.further_concepts <= n - self.table_concepts:
             raise ConfigError(f"further_concepts ({self.further_concepts}) must be between 0 and "
                               f"n_concepts - table_concepts ({n - self.table_concepts})")
+        if not self.multi_counts or not all(1 <= k <= n for k in self.multi_counts):
+            raise ConfigError(f"multi_counts ({self.multi_counts}) must be between 1 and n_concepts ({n})")
         if not 1 <= self.eval_images <= images - 1:
             raise ConfigError(f"eval_images ({self.eval_images}) must be between 1 and "
                               f"images_per_concept - 1 ({images - 1})")
@@ -178,6 +183,7 @@ PROFILES: dict[str, Profile] = {
         seeds=(0, 1, 2),
         step_concepts=3,
         further_concepts=8,
+        multi_counts=(1, 5, 10, 20),
         sweep=EMBEDDED_SWEEP,
         native_bf16=("small",),
     ),
@@ -193,6 +199,7 @@ PROFILES: dict[str, Profile] = {
         table_concepts=1,
         seeds=(0,),
         further_concepts=2,
+        multi_counts=(1, 3),
         step_grid=(6, 10),
         sweep=MICRO_SWEEP,
     ),
