@@ -886,6 +886,51 @@ claims = pd.DataFrame([
 claims'''),
         code('''from siu_lib.tables import verdict_text
 print(verdict_text(claims))'''),
+    ],
+    "09_frontiers.ipynb": [
+        md("""
+# 09 · Each method's frontier (beyond the paper)
+
+Table 1 compares the methods at one fixed setting each, so a method may look better only
+because its setting leans toward forgetting or toward keeping. Here every method runs on SIU's
+targets protocol (the first concepts × seeds, 20 generality images, as notebook 03) at three
+learning rates (the embedded default's × 0.5, 1, 2), and each method's points trace its
+trade-off between forgetting (generality EM) and keeping the other concepts (their recognition
+over the original's). The never-seen reference (notebook 03) is the ideal point. The table
+gives the best EM each method reaches while keeping the others' recognition ≥ 0.95.
+"""),
+        code(PARAMETERS, ("parameters",)),
+        code(SETUP),
+        code('''from siu_lib.bench import ensure_synthetic, load_benchmark
+from siu_lib.world import World
+from siu_lib.embedded import ensure_pretrained
+from siu_lib.models import load_model
+from siu_lib.evaluate import EvalConfig
+from siu_lib.results import atomic_write_csv
+from siu_lib.analysis import (FRONTIER_LR_FACTORS, TARGET_FLOORS, best_at_ratio, frontier_runs,
+                              frontier_table)
+from siu_lib.tables import TABLE1_METHODS
+world = World(profile.world)
+bench = load_benchmark(ensure_synthetic(profile.world))
+model, processor = load_model(ensure_pretrained(profile.world, profile.models["tiny"], profile.pretrain["tiny"]))
+eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
+concepts = [c.concept_id for c in bench.concepts[:profile.unlearn_concepts]]
+print("lrs:", [profile.unlearn.lr * f for f in FRONTIER_LR_FACTORS], "| concepts", concepts, "| seeds", list(profile.seeds))'''),
+        code('''rows, originals = frontier_runs("tiny", model, processor, bench, world.fake_names, profile.unlearn,
+                               TABLE1_METHODS, FRONTIER_LR_FACTORS, eval_cfg, concepts, profile.seeds, profile.name)
+atomic_write_csv(RESULTS / "frontier_runs.csv", rows)
+frontiers = frontier_table(rows, originals)
+atomic_write_csv(RESULTS / "frontiers.csv", frontiers)
+frontiers.round(3)'''),
+        md("## The best EM at others' recognition ≥ 0.95"),
+        code('''best = best_at_ratio(frontiers, TARGET_FLOORS["recognition_ratio"])
+atomic_write_csv(RESULTS / "frontier_best.csv", best)
+best.round(3)'''),
+        code('''from siu_lib.plots import plot_frontiers
+never_seen = pd.read_csv(RESULTS / "never_seen.csv")
+ideal = (never_seen.spec_recognition.mean() / never_seen.original_recognition.mean(), never_seen.generality_em.mean())
+fig = plot_frontiers(frontiers, ideal, TARGET_FLOORS["recognition_ratio"])
+fig.savefig(FIGURES / "frontiers.png", dpi=110, bbox_inches="tight")'''),
     ],}
 
 
@@ -905,6 +950,8 @@ NOTEBOOK_IO = {
     "07_cases.ipynb": {"reads": ["table1_runs.csv"], "writes": ["butterfly_runs.csv", "butterfly.csv", "cases.csv"],
                        "figures": ["butterfly_case.png", "cases.png"]},
     "08_multi_concept.ipynb": {"writes": ["multi_concept_runs.csv", "table3.csv"], "figures": ["table3_curve.png"]},
+    "09_frontiers.ipynb": {"reads": ["never_seen.csv"], "writes": ["frontier_runs.csv", "frontiers.csv", "frontier_best.csv"],
+                           "figures": ["frontiers.png"]},
 }
 
 

@@ -386,3 +386,56 @@ def seed_spread_row(pretrain_seed: int, knowledge: pd.Series, per_concept: pd.Se
         "siu_targets_met": f"{int(met.sum())}/{len(met)}",
         **reference,
     }
+
+
+#: each baseline's learning-rate grid for the frontiers (beside SIU's own sweep): the embedded
+#: default's lr and a step below and above it on a factor-of-two ladder
+FRONTIER_LR_FACTORS = (0.5, 1.0, 2.0)
+
+
+def frontier_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
+                  fake_names: Sequence[str], base_cfg: TrainConfig, methods: Sequence[str],
+                  lr_factors: Sequence[float], eval_cfg: EvalConfig, concept_ids: Sequence[str],
+                  seeds: Sequence[int], profile: str | None = None,
+                  progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each method's forgetting/keeping trade-off on SIU's targets protocol: every method x
+    learning rate (``base_cfg.lr`` times each of ``lr_factors``) x concept x seed, at
+    ``base_cfg``'s steps. Returns ``(rows, originals)`` as :func:`sweep_runs` does, each row
+    with its ``method`` and ``lr``."""
+    if not methods or not lr_factors:
+        raise ConfigError(f"frontier_runs needs methods and lr factors, got {list(methods)}, {list(lr_factors)}")
+    reports = {cid: original_report(original, processor, bench, cid, eval_cfg) for cid in concept_ids}
+    jobs = [(m, f, cid, seed) for m in methods for f in lr_factors for cid in concept_ids for seed in seeds]
+    rows = []
+    for method, factor, cid, seed in progress_bar(jobs, desc=f"frontiers {model_name}", progress=progress,
+                                                  mininterval=5.0):
+        tcfg = replace(base_cfg, lr=base_cfg.lr * factor)
+        row = run_one(RunSpec(model_name, cid, method, seed, tcfg.steps), original, processor, bench,
+                      fake_names, tcfg, eval_cfg, reports[cid], profile)
+        rows.append({**row, "lr": tcfg.lr})
+    return pd.DataFrame(rows), _originals_table(reports, bench, fake_names)
+
+
+def frontier_table(rows: pd.DataFrame, originals: pd.DataFrame) -> pd.DataFrame:
+    """One row per method x lr of :func:`frontier_runs` (in the order run) with the targets
+    protocol's measures (:func:`target_measures`)."""
+    out = [{"method": method, "lr": lr, **target_measures(part, originals.recognition.mean(),
+                                                        originals.diversity.mean())}
+           for (method, lr), part in rows.groupby(["method", "lr"], sort=False)]
+    return pd.DataFrame(out)
+
+
+def best_at_ratio(table: pd.DataFrame, min_ratio: float = TARGET_FLOORS["recognition_ratio"]) -> pd.DataFrame:
+    """Per method, the setting with the largest generality EM among those that keep the other
+    concepts' recognition ratio >= ``min_ratio`` (a tie goes to the smaller lr), with
+    ``qualifies`` True; a method with no such setting gets its setting that keeps the most
+    (largest ratio) with ``qualifies`` False, so every number is a measurement. Columns:
+    ``method``, ``qualifies``, ``lr``, ``generality_em``, ``recognition_ratio``."""
+    out = []
+    for method, part in table.groupby("method", sort=False):
+        ok = part[part.recognition_ratio >= min_ratio]
+        best = (ok.sort_values(["generality_em", "lr"], ascending=[False, True]) if not ok.empty
+                else part.sort_values(["recognition_ratio", "lr"], ascending=[False, True])).iloc[0]
+        out.append({"method": method, "qualifies": not ok.empty, "lr": best.lr,
+                    "generality_em": best.generality_em, "recognition_ratio": best.recognition_ratio})
+    return pd.DataFrame(out)

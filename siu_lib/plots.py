@@ -390,3 +390,28 @@ def plot_multi_concept(rows: "Any", metrics: "tuple[str, ...]" = ("generality_em
     axes.flat[0].legend(fontsize=6, ncol=2)
     fig.tight_layout()
     return fig
+
+
+def plot_frontiers(table: "Any", ideal: "tuple[float, float] | None" = None,
+                   min_ratio: float | None = None) -> "plt.Figure":
+    """Each method's frontier: generality EM (y) against the other concepts' recognition ratio
+    (x) at each learning rate of :func:`siu_lib.analysis.frontier_table` (points joined in lr
+    order, the lr written beside each), the never-seen reference as the ideal point
+    (``ideal``: ratio, EM) and the ratio threshold of the best-EM table as a dashed line."""
+    fig, ax = plt.subplots(figsize=(6.8, 4.6))
+    for k, (method, part) in enumerate(table.groupby("method", sort=False)):
+        part = part.sort_values("lr")
+        ax.plot(part["recognition_ratio"], part["generality_em"], marker="o", color=f"C{k}", label=method)
+        for row in part.itertuples():
+            ax.annotate(f"{row.lr:.1e}", (row.recognition_ratio, row.generality_em), fontsize=6,
+                        xytext=(3, 2), textcoords="offset points", color=f"C{k}")
+    if ideal is not None:
+        ax.scatter([ideal[0]], [ideal[1]], marker="*", s=220, color="black", zorder=5, label="never seen (ideal)")
+    if min_ratio is not None:
+        ax.axvline(min_ratio, color="grey", ls="--", lw=0.8)
+    ax.set_xlabel("other concepts' recognition / original ↑")
+    ax.set_ylabel("generality EM (%) ↑")
+    ax.set_title("Each method's trade-off over its learning rate")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig

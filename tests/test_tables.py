@@ -114,3 +114,14 @@ def test_fig4_draws_a_bar_per_concept_and_method_with_the_seeds_std():
     # the std over seeds: siu on c05 (80, 100) and ga on c06 (0, 20), both 14.1 (ddof 1)
     spans = sorted(round(float(seg[1, 1] - seg[0, 1]), 3) for c in errors for seg in c.lines[2][0].get_segments())
     assert spans == pytest.approx([0.0, 0.0, 2 * 14.142, 2 * 14.142], abs=0.01)
+
+
+def test_best_at_ratio_by_hand():
+    from siu_lib.analysis import best_at_ratio
+
+    table = pd.DataFrame({"method": ["ga", "ga", "ga", "po", "po"], "lr": [1e-3, 2e-3, 4e-3, 1e-3, 2e-3],
+                          "generality_em": [40.0, 60.0, 90.0, 30.0, 50.0],
+                          "recognition_ratio": [0.99, 0.96, 0.80, 0.90, 0.85]})
+    got = best_at_ratio(table).set_index("method")
+    assert got.loc["ga"].tolist() == [True, 2e-3, 60.0, 0.96]
+    assert got.loc["po"].tolist() == [False, 1e-3, 30.0, 0.90]  # none keeps 0.95: the most keeping one
