@@ -931,6 +931,32 @@ never_seen = pd.read_csv(RESULTS / "never_seen.csv")
 ideal = (never_seen.spec_recognition.mean() / never_seen.original_recognition.mean(), never_seen.generality_em.mean())
 fig = plot_frontiers(frontiers, ideal, TARGET_FLOORS["recognition_ratio"])
 fig.savefig(FIGURES / "frontiers.png", dpi=110, bbox_inches="tight")'''),
+    ],
+    "10_paper_claims.ipynb": [
+        md("""
+# 10 · The paper's claims against our numbers
+
+One row per claim of the paper that this package checks (`../shared/spec/05-paper-claims.md`):
+the paper's number where one is known (most claims are words only; none is invented here),
+ours, and a verdict computed from the saved tables (`siu_lib.claims`): **agree** when every
+comparison goes the paper's way, **disagree** when none does, **partly** in between, **not
+measured** when a table is missing. Written to `claims.csv`, shown in the README. A third party
+(PEBench, arXiv 2503.12545) re-ran SIU on real models and got forgetting 100 but retention 10.4
+(from 97.5): read T1-util beside it.
+"""),
+        code(PARAMETERS, ("parameters",)),
+        code(SETUP),
+        code('''from siu_lib.claims import claims_table
+from siu_lib.results import atomic_write_csv
+tables = {"table1.csv": pd.read_csv(RESULTS / "table1.csv"), "table2.csv": pd.read_csv(RESULTS / "table2.csv"),
+          "steps.csv": pd.read_csv(RESULTS / "steps.csv"), "fig4_runs.csv": pd.read_csv(RESULTS / "fig4_runs.csv"),
+          "table3.csv": pd.read_csv(RESULTS / "table3.csv"),
+          "multi_concept_runs.csv": pd.read_csv(RESULTS / "multi_concept_runs.csv"),
+          "table4.csv": pd.read_csv(RESULTS / "table4.csv"), "butterfly.csv": pd.read_csv(RESULTS / "butterfly.csv")}
+claims = claims_table(tables)
+atomic_write_csv(RESULTS / "claims.csv", claims)
+with pd.option_context("display.max_colwidth", None):
+    display(claims)'''),
     ],}
 
 
@@ -952,6 +978,9 @@ NOTEBOOK_IO = {
     "08_multi_concept.ipynb": {"writes": ["multi_concept_runs.csv", "table3.csv"], "figures": ["table3_curve.png"]},
     "09_frontiers.ipynb": {"reads": ["never_seen.csv"], "writes": ["frontier_runs.csv", "frontiers.csv", "frontier_best.csv"],
                            "figures": ["frontiers.png"]},
+    "10_paper_claims.ipynb": {"reads": ["table1.csv", "table2.csv", "steps.csv", "fig4_runs.csv", "table3.csv",
+                                       "multi_concept_runs.csv", "table4.csv", "butterfly.csv"],
+                              "writes": ["claims.csv"]},
 }
 
 

@@ -43,7 +43,8 @@ def test_the_chain_runs_every_numbered_notebook():
     assert [p.name for p in NOTEBOOKS] == ["01_build_mmubench.ipynb", "02_pretrain_embedded_mllm.ipynb",
                                            "03_unlearn_siu.ipynb", "04_run_baselines.ipynb", "05_evaluate.ipynb",
                                            "06_attacks.ipynb", "07_cases.ipynb",
-                                           "08_multi_concept.ipynb", "09_frontiers.ipynb"]
+                                           "08_multi_concept.ipynb", "09_frontiers.ipynb",
+                                           "10_paper_claims.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
