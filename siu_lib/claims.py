@@ -108,7 +108,7 @@ def check_t1_all(table1: pd.DataFrame) -> tuple[str, str]:
                    for m in metrics)
         counts[model] = (best, len(metrics))
     if not counts:
-        return "", "not measured"
+        return "no model in Table 1", "not measured"
     text = "; ".join(f"{k} best on {b} of {n}" for k, (b, n) in counts.items())
     if all(b >= n - 1 for b, n in counts.values()):
         return text, "agree"
@@ -120,7 +120,7 @@ def check_t1_scale(table1: pd.DataFrame) -> tuple[str, str]:
     smaller (the first model of the table is taken as the smaller)."""
     models = list(dict.fromkeys(table1["model"]))
     if len(models) < 2:
-        return "", "not measured"
+        return f"one model size only ({', '.join(models)})", "not measured"
     drops = {}
     for model in models:
         t = _methods(table1, model)

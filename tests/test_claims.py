@@ -52,6 +52,7 @@ def test_table1_claims_by_hand():
     assert check_t1_scale(_table1({"tiny": 60.0, "small": 70.0}, spec_siu=90.0))[1] == "agree"  # a tie
     t.loc[(t.model == "small") & (t.method == "siu"), "specificity"] = 85.0
     assert check_t1_scale(t)[1] == "disagree"
+    assert check_t1_scale(t[t.model == "tiny"]) == ("one model size only (tiny)", "not measured")
 
 
 def test_ablation_steps_and_further_concept_claims_by_hand():
