@@ -20,7 +20,7 @@ export MKL_CBWR ?= AVX2
 export ONEDNN_MAX_CPU_ISA ?= AVX2
 endif
 
-.PHONY: install reproduce nbval-outputs test bench seeds lab clean
+.PHONY: install reproduce nbval-outputs test bench seeds sweep lab clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,10 +30,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## Run every notebook in order through papermill (PROFILE=default|smoke), skipping those whose
-## inputs are unchanged (FORCE=1 reruns all); SET="world_seed=11 ..." overrides profile fields
+## inputs are unchanged (FORCE=1 reruns all, ONLY=05,10 runs just those); SET="world_seed=11 ..." overrides profile fields
 ## for one run, whose results go to a folder of their own (siu_lib/chain.py).
 reproduce: $(STAMP)
-	$(BIN)/python -m siu_lib.chain --profile $(PROFILE) --set "$(SET)" $(if $(FORCE),--force)
+	$(BIN)/python -m siu_lib.chain --profile $(PROFILE) --set "$(SET)" $(if $(FORCE),--force) $(if $(ONLY),--only $(ONLY))
 
 ## Store the smoke profile's executed notebooks as the outputs nbval compares with.
 nbval-outputs: $(STAMP)
@@ -54,6 +54,12 @@ bench: $(STAMP)
 ## data/results/$(PROFILE)/seed_spread.csv).
 seeds: $(STAMP)
 	$(BIN)/python scripts/seed_spread.py --profile $(PROFILE)
+
+## SIU's selection sweep around the embedded unlearning default, and the rule that picks it
+## (about 12 min on 2 cores for the default profile; writes data/results/$(PROFILE)/siu_sweep.csv
+## and the trade-off figure).
+sweep: $(STAMP)
+	$(BIN)/python scripts/siu_sweep.py --profile $(PROFILE) --set "$(SET)"
 
 ## JupyterLab on the notebooks, in the project's environment (smoke profile unless PROFILE is given).
 lab: $(STAMP)

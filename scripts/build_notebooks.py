@@ -34,7 +34,7 @@ import pandas as pd
 from IPython.display import display
 from siu_lib.profiles import get_profile
 from siu_lib.paths import repo_relative, results_dir
-from siu_lib.plots import figure_dir
+from siu_lib.plots import figure_dir, save_figure
 profile = get_profile(PROFILE, SET)
 RESULTS, FIGURES = results_dir(profile.name), figure_dir(profile.name)
 print(f"profile {profile.name}: results -> {repo_relative(RESULTS)}, figures -> {repo_relative(FIGURES)}")'''
@@ -175,7 +175,7 @@ table.drop(columns="pretrain_seconds")'''),
         code('''per_concept.map("{:.0%}".format)'''),
         code('''from siu_lib.plots import plot_pretrain_losses
 fig = plot_pretrain_losses(checkpoints)
-fig.savefig(FIGURES / "pretrain_loss.png", dpi=120, bbox_inches="tight")'''),
+save_figure(fig, FIGURES / "pretrain_loss.png")'''),
         md("## A few answers\nGreedy answers of the `tiny` model on unseen images of the first concepts."),
         code('''from siu_lib.models import load_model
 from siu_lib.generate import generate
@@ -193,10 +193,9 @@ pd.DataFrame({"question": [q for _, q in items], "answer": answers})'''),
 One concept, one image, six steps. This notebook walks through SIU (Li et al., NeurIPS 2024)
 on the embedded `tiny` model: the one forget image, the 25 multifaceted fine-tuning records
 with their token masks, the Dual Masked KL loss per step, and the model's answers before and
-after. It then measures SIU's targets over several concepts and seeds, runs the
-learning-rate/rank sweep that fixed the embedded profile's unlearning defaults on the same
-protocol, and puts SIU beside a model pre-trained without ever seeing those concepts (exact
-unlearning's reference).
+after. It then measures SIU's targets over several concepts and seeds, says how the embedded
+profile's unlearning defaults were chosen on the same protocol (`make sweep`), and puts SIU beside
+a model pre-trained without ever seeing those concepts (exact unlearning's reference).
 """),
         code(PARAMETERS, ("parameters",)),
         code(SETUP),
@@ -244,15 +243,15 @@ from siu_lib.attacks import ATTACKS
 fig = plot_pipeline(concept.name, bench.forget_image(concept.concept_id), records,
                     [METRICS[m].label for m in TABLE1_METRICS], [METRICS[a].label for a in ATTACKS],
                     steps=profile.unlearn.steps)
-fig.savefig(FIGURES / "fig1_pipeline.png", dpi=110, bbox_inches="tight")'''),
+save_figure(fig, FIGURES / "fig1_pipeline.png")'''),
         md("""
 ## The Dual Masked KL loss
 
 `L = α·CE + β·DMK` with α = 0.9, β = 0.75; DMK is KL(p0 ‖ pθ) over answer positions with the
 token mask K_S and the vocabulary mask K_V (every token id of the concept's name). The
 reference p0 is the same model with its LoRA adapters disabled. The embedded profile's
-optimisation settings (LoRA rank, learning rates) are printed below; the sweep after the
-targets section shows the trade-off they were chosen on. With 25 records and 6 steps of 4 every record is seen at
+optimisation settings (LoRA rank, learning rates) are printed below; the section after the
+targets says how they were chosen. With 25 records and 6 steps of 4 every record is seen at
 most once, and the warm-up rounds up to one step at learning rate 0, as in the paper's scripts;
 the records are drawn in a stratified order (`data_order`), so the steps see the four targets in
 about their proportions rather than, by chance, both (b) records in the zero-lr first step.
@@ -285,7 +284,7 @@ result = unlearn(copy.deepcopy(original), processor, target, "siu", train_config
 display(pd.DataFrame(result.history).set_index("step"))
 from siu_lib.plots import plot_loss_terms
 fig = plot_loss_terms(result.history, f"SIU on {concept.name}")
-fig.savefig(FIGURES / "siu_loss_terms.png", dpi=120, bbox_inches="tight")'''),
+save_figure(fig, FIGURES / "siu_loss_terms.png")'''),
         md("## Answers before and after\nGreedy answers on unseen (generality) images of the concept, and on its text facts."),
         code('''from siu_lib.generate import generate
 paths = bench.generality_image_paths(concept.concept_id)[:4]
@@ -359,44 +358,17 @@ targets'''),
 The paper's LoRA rank 128 and lr 3e-4 are sized for a 7B model. The embedded profile's values
 were chosen on a grid run on the same protocol as the targets above (the profile's concepts ×
 seeds, generality images; the whole grid is in `siu_lib.profiles.EMBEDDED_TRAIN`'s
-documentation); the sweep below reruns the part of it that brackets the choice: LoRA ranks 16,
-64 and the paper's 128 (alpha twice the rank), each over learning rates around where it starts
-to cost the other concepts' recognition, and a tenfold projector lr. The rule (`siu_lib.analysis.choose_setting`):
-**the largest generality EM among the settings that keep the other concepts' recognition ≥ 95%
-of the original's, the own text facts ≥ 90% and the diversity within 10 points**. No setting
-reaches the forgetting targets, so forgetting is what is traded; the cell prints the
-rule's choice beside the profile's default. (The smoke profile's micro model has its own,
-smaller sweep.)
-
-Four rows leave the recipe, to show where the trade-off comes from, and the rule never picks
-them: **counts 9/6/7/7** trains six target-(b) records ("is *c* in the image?" → "No" + a false
-description) instead of two, **12 steps** doubles the step count, and the two **full FT** rows
-fine-tune every weight of the language model instead of LoRA adapters (`use_lora=False`; the
-reference distribution is then a frozen copy of the original). If the trade-off came only from
-LoRA's limited capacity, full fine-tuning would reach the corner: compare its two points with
-the LoRA rows. The figure puts every setting on the plane of the two
-targets that pull against each other, the generality EM and the other concepts' recognition
-ratio; the targets ask for the shaded corner.
+documentation). `make sweep` (`scripts/siu_sweep.py`, about 12 minutes, outside the chain to keep
+it within its time budget) reruns the part of it that brackets the choice, LoRA ranks 16, 64 and
+the paper's 128 over learning rates around where each starts to cost the other concepts'
+recognition, and a tenfold projector lr, and applies the rule of
+`siu_lib.analysis.choose_setting`: **the largest generality EM among the settings that keep the
+other concepts' recognition ≥ 95% of the original's, the own text facts ≥ 90% and the diversity
+within 10 points**. Four settings leave the recipe to show where the trade-off comes from (six
+target-(b) records, twelve steps, and full fine-tuning at two learning rates). It writes
+`siu_sweep.csv` and `figures/siu_tradeoff.png`; notebook 09 draws every method's frontier on
+the same plane.
 """),
-        code('''from siu_lib.analysis import TARGET_FLOORS, sweep_runs, sweep_table
-from siu_lib.plots import plot_tradeoff
-from siu_lib.results import atomic_write_csv, atomic_write_json, run_metadata
-sweep_rows, sweep_originals = sweep_runs("tiny", original, processor, bench, world.fake_names, profile.unlearn,
-                                         profile.sweep, eval_cfg, target_ids, profile.seeds, profile.name,
-                                         known=rows)
-sweep = sweep_table(sweep_rows, sweep_originals)
-chosen = next(iter(sweep.setting[sweep.chosen]), None)  # the rule's pick (choose_setting), if any
-default = next((s.label for s in profile.sweep if s.in_recipe and s.is_base(profile.unlearn)), None)
-atomic_write_csv(RESULTS / "siu_sweep.csv", sweep)
-atomic_write_json(RESULTS / "siu_sweep.json", run_metadata(
-    {"base": profile.unlearn, "settings": profile.sweep, "eval": eval_cfg, "checkpoint": checkpoint.name,
-     "concepts": target_ids, "seeds": list(profile.seeds), "rule_floors": TARGET_FLOORS, "chosen": chosen}))
-fig = plot_tradeoff(sweep, chosen, title=f"SIU settings on {profile.name}'s tiny model")
-fig.savefig(FIGURES / "siu_tradeoff.png", dpi=120, bbox_inches="tight")
-print(f"the profile's default is {default!r}; " + (
-    "no setting meets the rule's floors" if chosen is None else
-    f"the rule picks {chosen!r}: " + ("the same" if chosen == default else "a different setting")))
-sweep.round(3)'''),
         md("""
 ### Against a model that never saw these concepts
 
@@ -605,13 +577,13 @@ plus_minus(table2, columns, digits=2)'''),
         code('''from siu_lib.plots import plot_step_curves
 steps = pd.read_csv(RESULTS / "steps.csv")
 fig = plot_step_curves(steps[steps.method != "original"], model="tiny")
-fig.savefig(FIGURES / "fig2_3_steps.png", dpi=110, bbox_inches="tight")'''),
+save_figure(fig, FIGURES / "fig2_3_steps.png")'''),
         md("## Fig 4: EM per further concept\nGenerality EM on the concepts after Table 1's, one bar per method, error bars the std over seeds."),
         code('''from siu_lib.plots import plot_em_per_concept
 from siu_lib.tables import FIG4_METHODS
 fig4_runs = pd.read_csv(RESULTS / "fig4_runs.csv")
 fig = plot_em_per_concept(fig4_runs[fig4_runs.method.isin(FIG4_METHODS)], FIG4_METHODS)
-fig.savefig(FIGURES / "fig4_em_per_concept.png", dpi=110, bbox_inches="tight")'''),
+save_figure(fig, FIGURES / "fig4_em_per_concept.png")'''),
         md("## Our numbers against the paper's claims\nEach line is computed from the tables above; nothing here is typed by hand."),
         code('''def at6(model):
     t = table1[table1.model == model].set_index("method")
@@ -653,7 +625,9 @@ print(verdict_text(claims))'''),
 The paper claims SIU "can avoid invasive membership inference attacks and jailbreak attacks".
 This notebook attacks every method's unlearned models (the original model and, on `tiny`, the
 reference pre-trained without the concepts' pictures, for comparison), with the same code that
-attacks LLaVA-1.5 (`siu_lib.attacks`; every attack is a registered evaluation, lower = less leaks):
+attacks LLaVA-1.5 (`siu_lib.attacks`; every attack is a registered evaluation, lower = less leaks).
+Protocol: both model sizes, the first five concepts, seed 0, 6 steps (one seed, so that the whole
+chain fits its time budget; Table 1's seed spread is in notebook 05).
 
 * **Membership inference, the paper's protocol** (`mia_rouge`): the MIA prompts ("Tell me about
   the life of the person in the picture.") with generality images; the prompts whose Min-K% Prob
@@ -699,15 +673,16 @@ reference_checkpoint = ensure_pretrained(profile.world, profile.models["tiny"],
                                          replace(profile.pretrain["tiny"], withheld=tuple(concepts)))
 reference, _ = load_model(reference_checkpoint)
 print(attack_cfg)
-print("concepts", concepts, "seeds", list(profile.seeds), "| non-members:", [m.name for m in nonmembers])'''),
-        md("## Every method's models, attacked\nOne run per model size × concept × method × seed (the original and the never-seen reference once per concept); each run's JSON, with every answer and membership score, goes to `runs/attacks/`."),
+seeds = profile.seeds[:1]
+print("concepts", concepts, "seeds", list(seeds), "| non-members:", [m.name for m in nonmembers])'''),
+        md("## Every method's models, attacked\nOne run per model size × concept × method (seed 0; the original and the never-seen reference once per concept); each run's JSON, with every answer and membership score, goes to `runs/attacks/`."),
         code('''jobs = []
 for size in models:
     for cid in concepts:
         jobs.append((size, cid, "original", 0, 0))
         if size == "tiny":
             jobs.append((size, cid, "never_seen", 0, 0))
-        jobs += [(size, cid, m, seed, 6) for m in TABLE1_METHODS for seed in profile.seeds]
+        jobs += [(size, cid, m, seed, 6) for m in TABLE1_METHODS for seed in seeds]
 rows, curves = [], []
 for size, cid, method, seed, steps in progress_bar(jobs, desc="attack runs"):
     model, processor = models[size]
@@ -723,7 +698,7 @@ runs = pd.DataFrame(rows)
 atomic_write_csv(RESULTS / "table4_runs.csv", runs)
 runs.groupby(["model", "method"], sort=False)[["train_seconds", "attack_seconds"]].mean().round(1)''',
              ignore="wall time on this machine"),
-        md("## Table 4\nMean ± std over runs (concepts × seeds). Lower is better in every column; the never-seen row is what forgetting can reach."),
+        md("## Table 4\nMean ± std over runs (concepts, seed 0). Lower is better in every column; the never-seen row is what forgetting can reach."),
         code('''table = table4(runs, list(ATTACKS))
 atomic_write_csv(RESULTS / "table4.csv", table)
 assert not table[list(ATTACKS)].isna().any().any(), "an attack gave no value"
@@ -736,14 +711,14 @@ with pd.option_context("display.max_columns", None, "display.width", 250):
 roc = (pd.DataFrame(curves).groupby(["model", "method", "score", "fpr"], sort=False)["tpr"].mean().reset_index())
 atomic_write_csv(RESULTS / "table4_roc.csv", roc)
 fig = plot_roc(roc, "min_k_pp")
-fig.savefig(FIGURES / "table4_roc.png", dpi=110, bbox_inches="tight")'''),
+save_figure(fig, FIGURES / "table4_roc.png")'''),
         md("## Leak rate per jailbreak and perturbation"),
         code('''leaks = ["leak_none", "leak_crop", "leak_grayscale", "leak_noise", "leak_flip", "leak_resize", "leak_group",
          "paraphrase_leak", "multilingual_leak", "multihop_asr"]
 labels = ["as is", "crop", "grayscale", "noise", "flip", "resize", "beside\\nanother", "paraphrase",
           "second\\nlanguage", "multi-hop"]
 fig = plot_perturbation_leaks(table, leaks, labels)
-fig.savefig(FIGURES / "table4_perturbations.png", dpi=110, bbox_inches="tight")'''),
+save_figure(fig, FIGURES / "table4_perturbations.png")'''),
         md("## Our numbers against the paper's claims\nT4-mia: SIU's outputs are the least similar to the original's (lowest MIA ROUGE-L). T4-jb: SIU resists the multilingual and multi-hop jailbreaks (lowest leak and success rates). Computed from the table above; nothing typed by hand."),
         code('''claims = []
 for model in table.model.unique():
@@ -802,7 +777,7 @@ answers = pd.DataFrame([r for r in bf_answers if (r["a"], r["b"]) == (a, b)])
 group_image = bench.load_image(answers[answers.kind == "group"].image.iloc[0])
 alone_image = bench.load_image(answers[answers.kind == "alone"].image.iloc[0])
 fig = plot_butterfly_case(group_image, alone_image, answers, (bench.concept(a).name, bench.concept(b).name))
-fig.savefig(FIGURES / "butterfly_case.png", dpi=110, bbox_inches="tight")'''),
+save_figure(fig, FIGURES / "butterfly_case.png")'''),
         md("The paper's claim (BF), from the table above: after unlearning A, B is named less often in the group photo, and about as often alone (within 10 points of the original)."),
         code('''t = butterfly.set_index("method")
 claims = pd.DataFrame([(m, bool(t.loc[m, "b_named_in_group"] < t.loc["original", "b_named_in_group"]),
@@ -827,7 +802,7 @@ cases.insert(2, "original", generate(model, processor, list(zip(images, cases.qu
 atomic_write_csv(RESULTS / "cases.csv", cases)
 fig = plot_cases(images, list(cases.question), {m: list(cases[m]) for m in ["original", *TABLE1_METHODS]},
                  f"{bench.concept(cid).name}: the same images and prompts, every method's answer")
-fig.savefig(FIGURES / "cases.png", dpi=110, bbox_inches="tight")'''),
+save_figure(fig, FIGURES / "cases.png")'''),
     ],
     "08_multi_concept.ipynb": [
         md("""
@@ -838,7 +813,8 @@ its own fake name and token mask; the vocabulary mask the union of the names), w
 passes over the merged data as a single-concept run gives its own (`k` × 6 steps for `k`
 concepts). Beyond the paper, the same concepts as requests one after another, each unlearned
 with 6 steps from the model the previous request left. The curve runs over 1, 5, 10 and 20
-concepts on `tiny`, seed 0 (`siu_lib.multi`).
+concepts on `tiny`, seed 0, each forgotten concept measured on 10 of its generality images
+(`siu_lib.multi`).
 
 With every concept forgotten, no other concept is left to recognise: specificity is then the
 general visual QA and the concepts' text facts (no forgotten concept is asked to be recognised
@@ -857,7 +833,8 @@ from siu_lib.tables import TABLE1_METHODS
 world = World(profile.world)
 bench = load_benchmark(ensure_synthetic(profile.world))
 model, processor = load_model(ensure_pretrained(profile.world, profile.models["tiny"], profile.pretrain["tiny"]))
-eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
+# 10 generality images per forgotten concept (200 answers of each prompt set at 20 concepts)
+eval_cfg = EvalConfig(n_generality_images=min(10, profile.eval_images))
 print("concepts forgotten:", list(profile.multi_counts))'''),
         code('''multi = multi_concept_runs("tiny", model, processor, bench, world.fake_names, TABLE1_METHODS,
                            profile.unlearn, eval_cfg, profile.multi_counts)
@@ -873,7 +850,7 @@ table3.set_index("method")[[*TABLE3_METRICS, "spec_general_vqa", "spec_facts"]].
         md("## The curve: 1 … 20 concepts, at once and one after another"),
         code('''from siu_lib.plots import plot_multi_concept
 fig = plot_multi_concept(multi)
-fig.savefig(FIGURES / "table3_curve.png", dpi=110, bbox_inches="tight")'''),
+save_figure(fig, FIGURES / "table3_curve.png")'''),
         md("## Our numbers against the paper's claim (T3)\nWith all concepts unlearned at once, SIU stays better than the baselines (generality EM and specificity), and its specificity drops from the single-concept run."),
         code('''t = table3.set_index("method")
 base = t.loc[[m for m in TABLE1_METHODS if m != "siu"]]
@@ -893,7 +870,7 @@ print(verdict_text(claims))'''),
 
 Table 1 compares the methods at one fixed setting each, so a method may look better only
 because its setting leans toward forgetting or toward keeping. Here every method runs on SIU's
-targets protocol (the first concepts × seeds, 20 generality images, as notebook 03) at three
+targets protocol (the first concepts, seed 0, 20 generality images, as notebook 03) at three
 learning rates (the embedded default's × 0.5, 1, 2), and each method's points trace its
 trade-off between forgetting (generality EM) and keeping the other concepts (their recognition
 over the original's). The never-seen reference (notebook 03) is the ideal point. The table
@@ -915,9 +892,10 @@ bench = load_benchmark(ensure_synthetic(profile.world))
 model, processor = load_model(ensure_pretrained(profile.world, profile.models["tiny"], profile.pretrain["tiny"]))
 eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
 concepts = [c.concept_id for c in bench.concepts[:profile.unlearn_concepts]]
-print("lrs:", [profile.unlearn.lr * f for f in FRONTIER_LR_FACTORS], "| concepts", concepts, "| seeds", list(profile.seeds))'''),
+seeds = profile.seeds[:1]
+print("lrs:", [profile.unlearn.lr * f for f in FRONTIER_LR_FACTORS], "| concepts", concepts, "| seeds", list(seeds))'''),
         code('''rows, originals = frontier_runs("tiny", model, processor, bench, world.fake_names, profile.unlearn,
-                               TABLE1_METHODS, FRONTIER_LR_FACTORS, eval_cfg, concepts, profile.seeds, profile.name)
+                               TABLE1_METHODS, FRONTIER_LR_FACTORS, eval_cfg, concepts, seeds, profile.name)
 atomic_write_csv(RESULTS / "frontier_runs.csv", rows)
 frontiers = frontier_table(rows, originals)
 atomic_write_csv(RESULTS / "frontiers.csv", frontiers)
@@ -930,7 +908,7 @@ best.round(3)'''),
 never_seen = pd.read_csv(RESULTS / "never_seen.csv")
 ideal = (never_seen.spec_recognition.mean() / never_seen.original_recognition.mean(), never_seen.generality_em.mean())
 fig = plot_frontiers(frontiers, ideal, TARGET_FLOORS["recognition_ratio"])
-fig.savefig(FIGURES / "frontiers.png", dpi=110, bbox_inches="tight")'''),
+save_figure(fig, FIGURES / "frontiers.png")'''),
     ],
     "10_paper_claims.ipynb": [
         md("""
@@ -965,8 +943,8 @@ with pd.option_context("display.max_colwidth", None):
 NOTEBOOK_IO = {
     "01_build_mmubench.ipynb": {"figures": ["contact_sheet.png"]},
     "02_pretrain_embedded_mllm.ipynb": {"writes": ["pretrain.csv"], "figures": ["pretrain_loss.png"]},
-    "03_unlearn_siu.ipynb": {"writes": ["siu_targets.csv", "siu_sweep.csv", "siu_sweep.json", "never_seen.csv"],
-                             "figures": ["fig1_pipeline.png", "siu_loss_terms.png", "siu_tradeoff.png"]},
+    "03_unlearn_siu.ipynb": {"writes": ["siu_targets.csv", "never_seen.csv"],
+                             "figures": ["fig1_pipeline.png", "siu_loss_terms.png"]},
     "04_run_baselines.ipynb": {"writes": ["table1_runs.csv", "steps.csv", "table2_runs.csv", "fig4_runs.csv"]},
     "05_evaluate.ipynb": {"reads": ["table1_runs.csv", "steps.csv", "table2_runs.csv", "fig4_runs.csv"],
                           "writes": ["table1.csv", "table7.csv", "table2.csv"],

@@ -54,9 +54,21 @@ VOLATILE_PAPERMILL_METADATA = ("start_time", "end_time", "duration", "exception"
                                "output_path", "environment_variables")
 
 
-def chain_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
-    """The notebooks of the chain in run order: ``NN_*.ipynb`` of ``folder``, sorted."""
-    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+def chain_notebooks(folder: Path = NOTEBOOKS_DIR, only: str | None = None) -> list[Path]:
+    """The notebooks of the chain in run order: ``NN_*.ipynb`` of ``folder``, sorted; with
+    ``only`` (comma-separated numbers or names, e.g. ``"05,10"``) just those, each kept only if
+    it names exactly one notebook (:class:`ChainError` names one that does not)."""
+    every = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+    if not only:
+        return every
+    chosen = []
+    for word in (w.strip() for w in only.split(",") if w.strip()):
+        match = [p for p in every if p.name == word or p.stem == word or p.name.split("_")[0] == word.zfill(2)]
+        if len(match) != 1:
+            raise ChainError(f"--only {word!r} names {len(match)} notebooks; the chain's: "
+                             f"{[p.name for p in every]}")
+        chosen.append(match[0])
+    return [p for p in every if p in chosen]
 
 
 def notebook_io(path: Path) -> dict[str, list[str]]:
@@ -362,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", default=os.environ.get("SIU_SET", ""),
                         help='overrides for this run, e.g. "world_seed=11 pretrain.tiny.steps=100"')
     parser.add_argument("--force", action="store_true", help="rerun every notebook")
+    parser.add_argument("--only", default="",
+                        help='run only these notebooks, by number or name, e.g. "05,10" (the others are '
+                             'left as they are; those named still skip when their inputs are unchanged)')
     parser.add_argument("--store-nbval", metavar="DIR", type=Path,
                         help="instead of running: copy the smoke profile's executed notebooks to DIR "
                              "as the outputs nbval compares with")
@@ -373,7 +388,9 @@ def main(argv: list[str] | None = None) -> int:
             for p in store_nbval_outputs(args.store_nbval):
                 print("stored", _shown(p))
             return 0
-        run_chain(args.profile, args.overrides, force=args.force, progress=sys.stderr.isatty())
+        notebooks = chain_notebooks(only=args.only) if args.only else None
+        run_chain(args.profile, args.overrides, force=args.force, notebooks=notebooks,
+                  progress=sys.stderr.isatty())
     except SIUError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

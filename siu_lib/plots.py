@@ -93,6 +93,62 @@ def plot_loss_terms(history: "list[dict[str, float]]", title: str = "") -> "plt.
 #: how each Table 1 metric is labelled in figures, with its direction (the registry's labels)
 METRIC_LABELS = {name: METRICS[name].label for name in TABLE1_METRICS}
 
+#: every figure's methods in one order: the original, the baselines, SIU, SIU's ablations, the
+#: never-seen reference (the tables' order, :data:`siu_lib.tables.METHOD_ORDER`, extended)
+METHOD_ORDER = ("original", "po", "ga", "ga_kl", "npo", "gd", "siu", "siu_no_token_mask",
+                "siu_no_vocab_mask", "siu_plain_kl", "siu_no_a", "siu_no_b", "siu_no_c", "siu_no_d",
+                "never_seen")
+#: every figure's method colours: one hue per method, SIU a strong blue, its ablations lighter
+#: blues and teals, the two references grey and black
+METHOD_COLORS = {
+    "original": "#7f7f7f", "po": "#2ca02c", "ga": "#d62728", "ga_kl": "#ff7f0e", "npo": "#9467bd",
+    "gd": "#8c564b", "siu": "#1f4e9c", "siu_no_token_mask": "#4f8fd6", "siu_no_vocab_mask": "#17becf",
+    "siu_plain_kl": "#9ecae1", "siu_no_a": "#6baed6", "siu_no_b": "#3182bd",
+    "siu_no_c": "#08519c", "siu_no_d": "#c6dbef", "never_seen": "#000000"}
+#: every figure's method names, as the paper writes them
+METHOD_LABELS = {
+    "original": "original", "po": "PO", "ga": "GA", "ga_kl": "GA+KL", "npo": "NPO", "gd": "GD",
+    "siu": "SIU", "siu_no_token_mask": "SIU w/o token mask", "siu_no_vocab_mask": "SIU w/o vocab mask",
+    "siu_plain_kl": "SIU, plain KL", "siu_no_a": "SIU w/o (a)", "siu_no_b": "SIU w/o (b)",
+    "siu_no_c": "SIU w/o (c)", "siu_no_d": "SIU w/o (d)", "never_seen": "never seen"}
+
+
+def method_color(method: str) -> str:
+    """The colour every figure gives ``method`` (grey-blue for a method outside
+    :data:`METHOD_COLORS`)."""
+    return METHOD_COLORS.get(method, "#5f7f9f")
+
+
+def method_label(method: str) -> str:
+    """``method`` as every figure names it (the registry name when it has no paper name)."""
+    return METHOD_LABELS.get(method, method)
+
+
+def sort_methods(methods: "Any") -> list[str]:
+    """The distinct ``methods`` in :data:`METHOD_ORDER`, any unknown ones after them in the order
+    given."""
+    seen = list(dict.fromkeys(methods))
+    rank = {m: k for k, m in enumerate(METHOD_ORDER)}
+    return sorted(seen, key=lambda m: (rank.get(m, len(rank)), seen.index(m)))
+
+
+def save_figure(fig: "plt.Figure", path: str | Path, dpi: int = 150, close: bool = False) -> None:
+    """Write ``fig`` as PNG (at ``dpi``) and as PDF beside it (``path`` with either suffix),
+    each to a temporary file renamed into place, so no half-written figure is left behind, and
+    without a creation date, so an unchanged figure writes the same bytes; ``close`` closes it
+    afterwards (a notebook leaves it open to show it)."""
+    path = Path(path)
+    for suffix, metadata in ((".png", {"Software": None}), (".pdf", {"CreationDate": None, "Producer": None})):
+        target = path.with_suffix(suffix)
+        tmp = target.with_name(f".{target.stem}.tmp{suffix}")
+        try:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata=metadata)
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    if close:
+        plt.close(fig)
+
 
 def plot_step_curves(steps: "Any", model: str | None = None) -> "plt.Figure":
     """Figs 2-3: every metric against the number of fine-tuning steps, one line per method
@@ -101,13 +157,16 @@ def plot_step_curves(steps: "Any", model: str | None = None) -> "plt.Figure":
     import seaborn as sns
 
     data = steps if model is None else steps[steps["model"] == model]
+    order = sort_methods(data["method"])
+    data = data.assign(method=data["method"].map(method_label))
+    palette = {method_label(m): method_color(m) for m in order}
     metrics = [m for m in METRIC_LABELS if m in data.columns]
     cols = 4
     rows = (len(metrics) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
     for ax, metric in zip(axes.flat, metrics):
-        sns.lineplot(data=data, x="steps", y=metric, hue="method", marker="o", errorbar="sd", ax=ax,
-                     legend=ax is axes.flat[0])
+        sns.lineplot(data=data, x="steps", y=metric, hue="method", hue_order=list(palette), palette=palette,
+                     marker="o", errorbar="sd", ax=ax, legend=ax is axes.flat[0])
         ax.set_title(METRIC_LABELS[metric])
         ax.set_ylabel("")
         if metric == "fluency":  # perplexities span orders of magnitude once a model collapses
@@ -186,9 +245,11 @@ def plot_roc(roc: "Any", score: str = "min_k_pp") -> "plt.Figure":
     models = list(dict.fromkeys(data["model"]))
     fig, axes = plt.subplots(1, len(models), figsize=(4.4 * len(models), 4.0), squeeze=False)
     for ax, model in zip(axes.flat, models):
-        for method, curve in data[data["model"] == model].groupby("method", sort=False):
-            style = {"color": "black", "ls": "--", "lw": 1.6} if method == "never_seen" else {"lw": 1.3}
-            ax.plot(curve["fpr"], curve["tpr"], label=method, **style)
+        sub = data[data["model"] == model]
+        for method in sort_methods(sub["method"]):
+            curve = sub[sub["method"] == method]
+            style = {"ls": "--", "lw": 1.6} if method == "never_seen" else {"lw": 1.3}
+            ax.plot(curve["fpr"], curve["tpr"], label=method_label(method), color=method_color(method), **style)
         ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8)
         ax.set_xlabel("false-positive rate")
         ax.set_ylabel("true-positive rate")
@@ -208,12 +269,13 @@ def plot_perturbation_leaks(table: "Any", columns: "list[str]", labels: "list[st
     fig, axes = plt.subplots(len(models), 1, figsize=(11, 3.4 * len(models)), squeeze=False)
     for ax, model in zip(axes.flat, models):
         sub = table[table["model"] == model]
+        sub = sub.set_index("method").loc[sort_methods(sub["method"])].reset_index()
         width = 0.8 / max(1, len(sub))
         x = np.arange(len(columns))
         for k, row in enumerate(sub.itertuples()):
             ax.bar(x + (k - (len(sub) - 1) / 2) * width, [getattr(row, c) for c in columns], width,
-                   yerr=[getattr(row, f"{c}_std") for c in columns], capsize=1.5, label=row.method,
-                   color="black" if row.method == "never_seen" else None, error_kw={"lw": 0.6})
+                   yerr=[getattr(row, f"{c}_std") for c in columns], capsize=1.5,
+                   label=method_label(row.method), color=method_color(row.method), error_kw={"lw": 0.6})
         ax.set_xticks(x, labels, fontsize=8)
         ax.set_ylabel("leak rate (%) ↓")
         ax.set_ylim(0, 105)
@@ -317,7 +379,8 @@ def plot_em_per_concept(rows: "Any", methods: "list[str] | tuple[str, ...]", met
     for k, method in enumerate(methods):
         means = [stats.loc[(c, method), "mean"] if (c, method) in stats.index else np.nan for c in concepts]
         stds = [stats.loc[(c, method), "std"] if (c, method) in stats.index else 0.0 for c in concepts]
-        ax.bar(x + (k - (len(methods) - 1) / 2) * width, means, width, yerr=stds, capsize=2, label=method)
+        ax.bar(x + (k - (len(methods) - 1) / 2) * width, means, width, yerr=stds, capsize=2,
+               label=method_label(method), color=method_color(method))
     ax.set_xticks(x, concepts)
     ax.set_ylim(0, 105)
     ax.set_ylabel(METRICS[metric].label if metric in METRICS else metric)
@@ -343,7 +406,7 @@ def plot_cases(images: "list[Any]", questions: "list[str]", answers: "dict[str, 
         axes[row, 0].axis("off")
         ax = axes[row, 1]
         ax.axis("off")
-        lines = [f"Q: {question}"] + [f"{m:>10}: {answers[m][row]}" for m in methods]
+        lines = [f"Q: {question}"] + [f"{method_label(m):>8}: {answers[m][row]}" for m in methods]
         ax.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=7.5, family="monospace",
                 transform=ax.transAxes)
     fig.suptitle(title or "The same images and prompts, every method's answer", fontsize=10)
@@ -362,7 +425,8 @@ def plot_butterfly_case(group_image: "Any", alone_image: "Any", answers: "Any", 
         axes[row, 0].axis("off")
         axes[row, 0].set_title("A and B" if kind == "group" else "B alone", fontsize=8)
         first = answers[answers["kind"] == kind].groupby("method", sort=False).first()
-        text = "\n".join(f"{m:>10}: {r.answer}" for m, r in first.iterrows())
+        first = first.loc[sort_methods(first.index)]
+        text = "\n".join(f"{method_label(m):>8}: {r.answer}" for m, r in first.iterrows())
         axes[row, 1].axis("off")
         axes[row, 1].text(0.0, 1.0, text, va="top", ha="left", fontsize=7.5, family="monospace",
                           transform=axes[row, 1].transAxes)
@@ -376,15 +440,16 @@ def plot_multi_concept(rows: "Any", metrics: "tuple[str, ...]" = ("generality_em
     one colour per method, solid for the concepts unlearned at once and dashed for one request
     after another, the original model dotted grey (rows of ``multi_concept_runs.csv``)."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
-    colours = {}
     for ax, metric in zip(axes.flat, metrics):
-        for (method, mode), sub in rows.groupby(["method", "mode"], sort=False):
-            if method == "original":
-                ax.plot(sub["concepts"], sub[metric], color="grey", ls=":", marker=".", label="original")
-                continue
-            colour = colours.setdefault(method, f"C{len(colours)}")
-            ax.plot(sub["concepts"], sub[metric], color=colour, ls="-" if mode == "at_once" else "--",
-                    marker="o", ms=3, label=f"{method} ({'at once' if mode == 'at_once' else 'one by one'})")
+        for method in sort_methods(rows["method"]):
+            for mode, sub in rows[rows["method"] == method].groupby("mode", sort=False):
+                if method == "original":
+                    ax.plot(sub["concepts"], sub[metric], color=method_color(method), ls=":", marker=".",
+                            label=method_label(method))
+                    continue
+                ax.plot(sub["concepts"], sub[metric], color=method_color(method),
+                        ls="-" if mode == "at_once" else "--", marker="o", ms=3,
+                        label=f"{method_label(method)} ({'at once' if mode == 'at_once' else 'one by one'})")
         ax.set_xlabel("concepts forgotten")
         ax.set_title(METRICS[metric].label if metric in METRICS else metric)
     axes.flat[0].legend(fontsize=6, ncol=2)
@@ -399,12 +464,14 @@ def plot_frontiers(table: "Any", ideal: "tuple[float, float] | None" = None,
     order, the lr written beside each), the never-seen reference as the ideal point
     (``ideal``: ratio, EM) and the ratio threshold of the best-EM table as a dashed line."""
     fig, ax = plt.subplots(figsize=(6.8, 4.6))
-    for k, (method, part) in enumerate(table.groupby("method", sort=False)):
-        part = part.sort_values("lr")
-        ax.plot(part["recognition_ratio"], part["generality_em"], marker="o", color=f"C{k}", label=method)
+    for method in sort_methods(table["method"]):
+        part = table[table["method"] == method].sort_values("lr")
+        colour = method_color(method)
+        ax.plot(part["recognition_ratio"], part["generality_em"], marker="o", color=colour,
+                label=method_label(method))
         for row in part.itertuples():
             ax.annotate(f"{row.lr:.1e}", (row.recognition_ratio, row.generality_em), fontsize=6,
-                        xytext=(3, 2), textcoords="offset points", color=f"C{k}")
+                        xytext=(3, 2), textcoords="offset points", color=colour)
     if ideal is not None:
         ax.scatter([ideal[0]], [ideal[1]], marker="*", s=220, color="black", zorder=5, label="never seen (ideal)")
     if min_ratio is not None:

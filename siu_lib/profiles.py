@@ -47,11 +47,12 @@ class Profile:
             once and one after another (notebook 08; the largest is Table 3's, the paper's 20).
         seeds: unlearning seeds per result (paper: 3).
         step_grid: step counts of the step curves (paper: 6 ... 35).
-        sweep: the settings of notebook 03's selection sweep (overrides of ``unlearn``; a
-            setting whose config equals ``unlearn`` is the default itself), run on the targets protocol, where the rule
-            of :func:`siu_lib.analysis.choose_setting` is applied to them (on the default
-            profile it picks ``unlearn``: ``tests/test_evaluate.py`` checks the committed
-            ``siu_sweep.csv``; the smoke profile's micro runs only exercise the chain).
+        sweep: the settings of SIU's selection sweep (``make sweep``, ``scripts/siu_sweep.py``;
+            overrides of ``unlearn``, a setting whose config equals ``unlearn`` being the default
+            itself), run on the targets protocol, where the rule of
+            :func:`siu_lib.analysis.choose_setting` is applied to them (on the default profile it
+            picks ``unlearn``: ``tests/test_evaluate.py`` checks the committed ``siu_sweep.csv``;
+            the smoke profile's micro runs only exercise the script).
         native_bf16: model sizes whose pre-training uses bfloat16 autocast in the profile's
             ``-native`` variant (:meth:`on_native_path`) where the CPU multiplies bfloat16
             natively; the profile itself is float32 on every CPU.
@@ -115,11 +116,11 @@ class Profile:
 #: Embedded-model unlearning defaults. The paper's LoRA r=128 / lr 3e-4 is sized for a 7B
 #: model; for the 2.4 M-parameter embedded model the values were chosen on notebook 03's targets
 #: protocol by the rule of :func:`siu_lib.analysis.choose_setting` (the grid and the rule's
-#: inputs: ``docs/decisions.md``). Notebook 03 reruns the part of the grid that brackets the
+#: inputs: ``docs/decisions.md``). ``make sweep`` reruns the part of the grid that brackets the
 #: choice (:data:`EMBEDDED_SWEEP`), applies the rule and writes ``siu_sweep.csv``.
 EMBEDDED_TRAIN = TrainConfig(steps=6, batch_size=4, lr=2e-3, projector_lr=1e-3, lora_r=128,
                              lora_alpha=256, lora_dropout=0.05, seed=0)
-#: Notebook 03's selection sweep around :data:`EMBEDDED_TRAIN` (alpha = 2 x rank; the grid's
+#: SIU's selection sweep (``make sweep``) around :data:`EMBEDDED_TRAIN` (alpha = 2 x rank; the grid's
 #: rows at projector lr 1e-4, as the grid was run, and the choice at 1e-3): the rows of the grid
 #: that bracket the choice, on each side of the recognition-ratio threshold (the paper's rank 128
 #: among them), and four settings outside the
