@@ -935,6 +935,21 @@ claims = claims_table(tables)
 atomic_write_csv(RESULTS / "claims.csv", claims)
 with pd.option_context("display.max_colwidth", None):
     display(claims)'''),
+        md("""
+## Every table in the paper's layout
+
+`siu_lib.report` renders Tables 1–4 and 7, the butterfly effect, each method's best frontier
+point and the claims above as one Markdown file (`tables.md` in the figures folder), the paper's
+known numbers in a `paper:` row beside ours. On the default profile the claims table also goes
+into the README, between its markers.
+"""),
+        code('''from IPython.display import Markdown
+from siu_lib.paths import REPO_ROOT
+from siu_lib.report import update_readme, write_tables_markdown
+tables_md = write_tables_markdown(RESULTS, FIGURES / "tables.md", profile.name)
+if profile.name == "default":
+    update_readme(REPO_ROOT / "README.md", claims)
+Markdown(tables_md.read_text())'''),
     ],}
 
 
@@ -957,8 +972,10 @@ NOTEBOOK_IO = {
     "09_frontiers.ipynb": {"reads": ["never_seen.csv"], "writes": ["frontier_runs.csv", "frontiers.csv", "frontier_best.csv"],
                            "figures": ["frontiers.png"]},
     "10_paper_claims.ipynb": {"reads": ["table1.csv", "table2.csv", "steps.csv", "fig4_runs.csv", "table3.csv",
-                                       "multi_concept_runs.csv", "table4.csv", "butterfly.csv"],
-                              "writes": ["claims.csv"]},
+                                       "multi_concept_runs.csv", "table4.csv", "butterfly.csv", "table1_runs.csv",
+                                       "table2_runs.csv", "table4_runs.csv", "table7.csv", "frontier_runs.csv",
+                                       "frontier_best.csv"],
+                              "writes": ["claims.csv"], "figures": ["tables.md"]},
 }
 
 

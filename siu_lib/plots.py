@@ -173,10 +173,13 @@ def plot_step_curves(steps: "Any", model: str | None = None) -> "plt.Figure":
             ax.set_yscale("log")
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
-    if axes.flat[0].get_legend() is not None:
-        axes.flat[0].legend(fontsize=7)
+    first = axes.flat[0]
+    if first.get_legend() is not None:  # one legend for every panel, below them
+        handles, labels = first.get_legend_handles_labels()
+        first.get_legend().remove()
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     fig.suptitle(f"Metrics vs fine-tuning steps{f' ({model})' if model else ''}")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
 
