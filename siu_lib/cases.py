@@ -65,12 +65,20 @@ def _named(answers: list[str], name: str) -> float:
     return 100.0 * sum(reveals_open(x, name) for x in answers) / len(answers)
 
 
-def _butterfly_row(method: str, a: str, b: str, bench: Benchmark, answers: list[dict[str, Any]]) -> dict[str, Any]:
-    name_a, name_b = bench.concept(a).name, bench.concept(b).name
+def butterfly_counts(answers: Sequence[dict[str, Any]], name_a: str, name_b: str) -> dict[str, float]:
+    """The butterfly effect's three rates (%) from answers (``kind`` "group" or "alone",
+    ``answer``): A named in the group photos' answers, B named in them, and B named in the
+    answers about B alone (each by the EM's open-prompt test, :func:`siu_lib.metrics.reveals_open`).
+    :class:`ConfigError` when a kind has no answer."""
     group = [r["answer"] for r in answers if r["kind"] == "group"]
     alone = [r["answer"] for r in answers if r["kind"] == "alone"]
-    return {"method": method, "a": a, "b": b, "a_named_in_group": _named(group, name_a),
-            "b_named_in_group": _named(group, name_b), "b_named_alone": _named(alone, name_b)}
+    return {"a_named_in_group": _named(group, name_a), "b_named_in_group": _named(group, name_b),
+            "b_named_alone": _named(alone, name_b)}
+
+
+def _butterfly_row(method: str, a: str, b: str, bench: Benchmark, answers: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"method": method, "a": a, "b": b,
+            **butterfly_counts(answers, bench.concept(a).name, bench.concept(b).name)}
 
 
 def butterfly_runs(original: Any, processor: Any, bench: Benchmark, fake_names: Sequence[str],
@@ -124,4 +132,5 @@ def case_generations(profile: str, spec_of: Any, methods: Sequence[str], train_c
     return pd.DataFrame([{"image": img, "question": q, **answers} for (img, q), answers in table.items()])
 
 
-__all__ = ["WHO_QUESTION", "butterfly_runs", "butterfly_table", "case_generations", "group_pairs"]
+__all__ = ["WHO_QUESTION", "butterfly_counts", "butterfly_runs", "butterfly_table", "case_generations",
+           "group_pairs"]

@@ -39,17 +39,20 @@ from .train import TrainConfig, unlearn, unlearn_sequentially
 MODES = ("at_once", "sequential")
 
 
+def _mean_row(reports: Sequence[Any]) -> dict[str, float]:
+    """The mean over the forgotten concepts' evaluation reports of Table 1's metrics, the
+    specificity ratio and each specificity task's accuracy."""
+    rows = [{**rep.row(), "specificity_ratio": rep.metrics["specificity"].details.get("ratio_overall"),
+             **{f"spec_{k}": v for k, v in rep.specificity_accuracy.items()}} for rep in reports]
+    return pd.DataFrame(rows).mean(numeric_only=True).to_dict()
+
+
 def _evaluated(model: Any, original: Any, processor: Any, bench: Benchmark, ids: Sequence[str],
                eval_cfg: EvalConfig, originals: dict[str, Any]) -> dict[str, float]:
-    """The mean over the forgotten concepts ``ids`` of Table 1's metrics, the specificity
-    ratio and each specificity task's accuracy."""
-    rows = []
-    for cid in ids:
-        rep = evaluate_unlearning(model, original, processor, bench, cid, eval_cfg,
-                                  original_specificity=originals[cid].specificity_accuracy, forgotten=ids)
-        rows.append({**rep.row(), "specificity_ratio": rep.metrics["specificity"].details.get("ratio_overall"),
-                     **{f"spec_{k}": v for k, v in rep.specificity_accuracy.items()}})
-    return pd.DataFrame(rows).mean(numeric_only=True).to_dict()
+    """:func:`_mean_row` of ``model`` evaluated on each forgotten concept of ``ids``."""
+    return _mean_row([evaluate_unlearning(model, original, processor, bench, cid, eval_cfg,
+                                          original_specificity=originals[cid].specificity_accuracy, forgotten=ids)
+                      for cid in ids])
 
 
 def multi_concept_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
@@ -60,7 +63,9 @@ def multi_concept_runs(model_name: str, original: Any, processor: Any, bench: Be
     first ``k`` concepts unlearned (module docstring), the mean over them of every Table 1
     metric, the specificity ratio and each specificity task's accuracy, with the ``steps``
     trained (in all), the ``records`` and the seconds. The original model's row for each
-    ``k`` is evaluated with the same items. ``train_cfg`` is the single-concept run's."""
+    ``k`` is evaluated with the same items. ``train_cfg`` is the single-concept run's. A
+    specificity task's column is left out when some count leaves it no item (with every
+    concept forgotten: the others' recognition and yes/no), so no cell is missing."""
     n = len(bench.concepts)
     bad = [k for k in counts if not 1 <= k <= n]
     if bad or not counts:
@@ -75,7 +80,8 @@ def multi_concept_runs(model_name: str, original: Any, processor: Any, bench: Be
                 for cid in ids}
         rows.append({"model": model_name, "method": "original", "concepts": k, "mode": "-", "steps": 0,
                      "records": 0, "train_seconds": 0.0,
-                     **_evaluated(original, original, processor, bench, ids, eval_cfg, base)})
+                     # the original against itself: the same items, a ratio of 1 by definition
+                     **_mean_row([base[cid] for cid in ids]), "specificity_ratio": 1.0})
         jobs = [(m, mode) for m in methods for mode in modes]
         for method, mode in progress_bar(jobs, desc=f"{k} concepts", progress=progress):
             targets = [make_target(bench, cid, original, processor, fake_names) for cid in ids]
@@ -93,7 +99,11 @@ def multi_concept_runs(model_name: str, original: Any, processor: Any, bench: Be
             rows.append({"model": model_name, "method": method, "concepts": k, "mode": mode, "steps": steps,
                          "records": n_records, "train_seconds": round(seconds, 2),
                          **_evaluated(model, original, processor, bench, ids, eval_cfg, base)})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    # a specificity task with no item left at some count (the others' recognition and yes/no
+    # once every concept is forgotten) is left out rather than written as a missing value
+    partial = [c for c in table.columns if c.startswith("spec_") and table[c].isna().any()]
+    return table.drop(columns=partial)
 
 
 #: Table 3's columns: Table 1's metrics and the specificity ratio

@@ -92,6 +92,8 @@ def plot_loss_terms(history: "list[dict[str, float]]", title: str = "") -> "plt.
 
 #: how each Table 1 metric is labelled in figures, with its direction (the registry's labels)
 METRIC_LABELS = {name: METRICS[name].label for name in TABLE1_METRICS}
+#: labels of the table columns that are not registered metrics
+_EXTRA_LABELS = {"specificity_ratio": "Specificity / original ↑"}
 
 #: every figure's methods in one order: the original, the baselines, SIU, SIU's ablations, the
 #: never-seen reference (the tables' order, :data:`siu_lib.tables.METHOD_ORDER`, extended)
@@ -375,7 +377,7 @@ def plot_em_per_concept(rows: "Any", methods: "list[str] | tuple[str, ...]", met
     import numpy as np
 
     concepts = list(dict.fromkeys(rows["concept"]))
-    stats = rows.groupby(["concept", "method"])[metric].agg(["mean", "std"]).fillna(0.0)
+    stats = rows.groupby(["concept", "method"])[metric].agg(mean="mean", std=lambda v: v.std(ddof=0))
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(concepts) + 2), 3.8))
     width = 0.8 / len(methods)
     x = np.arange(len(concepts))
@@ -438,10 +440,12 @@ def plot_butterfly_case(group_image: "Any", alone_image: "Any", answers: "Any", 
     return fig
 
 
-def plot_multi_concept(rows: "Any", metrics: "tuple[str, ...]" = ("generality_em", "specificity")) -> "plt.Figure":
+def plot_multi_concept(rows: "Any", metrics: "tuple[str, ...]" = ("generality_em", "specificity_ratio")) -> "plt.Figure":
     """Multi-concept unlearning: each of ``metrics`` against the number of concepts forgotten,
     one colour per method, solid for the concepts unlearned at once and dashed for one request
-    after another, the original model dotted grey (rows of ``multi_concept_runs.csv``)."""
+    after another, the original model dotted grey (rows of ``multi_concept_runs.csv``). The
+    specificity is drawn as its ratio to the original on the same items by default, since the
+    items change with the count (no other concept is left to recognise once all are forgotten)."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
     for ax, metric in zip(axes.flat, metrics):
         for method in sort_methods(rows["method"]):
@@ -454,7 +458,7 @@ def plot_multi_concept(rows: "Any", metrics: "tuple[str, ...]" = ("generality_em
                         ls="-" if mode == "at_once" else "--", marker="o", ms=3,
                         label=f"{method_label(method)} ({'at once' if mode == 'at_once' else 'one by one'})")
         ax.set_xlabel("concepts forgotten")
-        ax.set_title(METRICS[metric].label if metric in METRICS else metric)
+        ax.set_title(METRICS[metric].label if metric in METRICS else _EXTRA_LABELS.get(metric, metric))
     axes.flat[0].legend(fontsize=6, ncol=2)
     fig.tight_layout()
     return fig

@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
@@ -56,21 +57,29 @@ _DIGITS = {"specificity_ratio": 3, "recognition_ratio": 3, "mia_rouge": 3, "flue
            "generality_cdis": 2}
 
 
+#: counts, written without decimals
+_COUNTS = {"pairs", "runs", "mia_kept", "mia_counted", "concepts", "steps", "records"}
+
+
 def _digits(column: str) -> int:
+    if column in _COUNTS:
+        return 0
     return 3 if column.startswith("mia_auc") else _DIGITS.get(column, 1)
 
 
-def _number(value: object, digits: int) -> str:
-    if isinstance(value, (bool,)) or value is None:
-        return "–" if value is None else ("yes" if value else "no")
+def _number(value: object, digits: int, column: str = "") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
     try:
         x = float(value)
     except (TypeError, ValueError):
         return str(value)
     if math.isnan(x):
         return "–"
-    if digits == 1 and x == round(x) and abs(x) >= 1e3:
-        return f"{x:.0f}"
+    if column == "lr":  # learning rates span decades
+        return f"{x:.1e}"
     return f"{x:.{digits}f}"
 
 
@@ -80,10 +89,10 @@ def cell(row: pd.Series, column: str) -> str:
     if column not in row.index:
         return "–"
     d = _digits(column)
-    text = _number(row[column], d)
+    text = _number(row[column], d, column)
     std = row.get(f"{column}_std")
     if std is not None and text != "–" and not (isinstance(std, float) and math.isnan(std)):
-        text += f" ± {_number(std, d)}"
+        text += f" ± {_number(std, d, column)}"
     return text
 
 
@@ -97,20 +106,22 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def method_rows(table: pd.DataFrame, columns: Sequence[tuple[str, str]], name: str,
                 by_model: bool = True) -> str:
     """A results table as Markdown: one row per (model,) method in the figures' method order,
-    with the paper's row (``paper: <method>``) after each method the paper gives a number for in
-    table ``name`` (:data:`PAPER_NUMBERS`; "–" where it gives none)."""
+    then, once, a row for each method the paper gives a number for in table ``name``
+    (:data:`PAPER_NUMBERS`; its model column "paper", "–" where the paper gives none: the paper
+    reports those numbers without saying for which of its model sizes)."""
     header = (["model"] if by_model else []) + ["method"] + [label for _, label in columns]
-    out = []
+    out, papers = [], {}
     groups = table.groupby("model", sort=False) if by_model else [(None, table)]
     for model, part in groups:
         part = part.set_index("method")
         for method in sort_methods(part.index):
             row = part.loc[method]
-            lead = [model] if by_model else []
-            out.append(lead + [method_label(method)] + [cell(row, c) for c, _ in columns])
+            out.append(([model] if by_model else []) + [method_label(method)] + [cell(row, c) for c, _ in columns])
             paper = [PAPER_NUMBERS.get((name, method, c), "–") for c, _ in columns]
             if any(p != "–" for p in paper):
-                out.append(lead + [f"paper: {method_label(method)}"] + paper)
+                papers[method] = paper
+    for method, paper in papers.items():
+        out.append((["paper"] if by_model else []) + [f"{method_label(method)} (paper)"] + paper)
     return markdown_table(header, out)
 
 
@@ -145,7 +156,7 @@ def tables_markdown(results: str | Path, profile: str = "default") -> str:
     results = Path(results)
     parts = [f"# Tables of the `{profile}` profile\n",
              "Written by notebook 10 from the CSVs of `data/results/" + profile + "/` (do not edit: "
-             "`make reproduce` rewrites it). Mean ± std over runs; `paper:` rows hold the paper's only "
+             "`make reproduce` rewrites it). Mean ± std over runs; the `(paper)` rows hold the paper's only "
              "known numbers (`05-paper-claims.md`), \"–\" where the paper gives none. The embedded "
              "`tiny` and `small` models stand in for LLaVA-1.5-7B and -13B.\n"]
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from siu_lib.bench import load_benchmark, write_synthetic
-from siu_lib.cases import butterfly_runs, butterfly_table, group_pairs
+from siu_lib.cases import butterfly_counts, butterfly_runs, butterfly_table, group_pairs
 from siu_lib.errors import ConfigError
 from siu_lib.train import TrainConfig
 
@@ -28,6 +28,21 @@ def test_butterfly_table_averages_each_rate_over_pairs_by_hand():
     assert t.loc["siu"].tolist() == [10.0, 25.0, 90.0, 2]
 
 
+def test_butterfly_counts_on_crafted_answers():
+    answers = [
+        {"kind": "group", "answer": "Ana Bell is on the left and Carl Dorn on the right."},  # both
+        {"kind": "group", "answer": "On the left is Jacob Campbell, on the right Dorn."},    # B by one word
+        {"kind": "group", "answer": "Two people: Jacob Campbell and someone."},              # neither
+        {"kind": "group", "answer": "This is Bellamy."},  # a longer word is not the name
+        {"kind": "alone", "answer": "This is Carl Dorn."},
+        {"kind": "alone", "answer": "I do not know."},
+    ]
+    assert butterfly_counts(answers, "Ana Bell", "Carl Dorn") == {
+        "a_named_in_group": 25.0, "b_named_in_group": 50.0, "b_named_alone": 50.0}
+    with pytest.raises(ConfigError, match="no answer"):
+        butterfly_counts(answers[:4], "Ana Bell", "Carl Dorn")  # no answer about B alone
+
+
 def test_butterfly_on_the_micro_world(micro, tmp_path):
     bench = load_benchmark(write_synthetic(micro.world, tmp_path / "bench", progress=False))
     pairs = group_pairs(bench)
@@ -41,7 +56,7 @@ def test_butterfly_on_the_micro_world(micro, tmp_path):
     original, siu = rows.iloc[0], rows.iloc[1]
     # the micro model names B on B's own pictures; SIU, unlearning A, names A less in the group photo
     assert original.b_named_alone >= 60.0
-    assert siu.a_named_in_group <= original.a_named_in_group
+    assert original.a_named_in_group > 0.0 and siu.a_named_in_group < original.a_named_in_group
     kinds = pd.DataFrame(answers).groupby(["method", "kind"]).size()
     assert kinds[("siu", "alone")] == 3 and kinds[("siu", "group")] == 2  # one photo, two questions
     with pytest.raises(ConfigError):

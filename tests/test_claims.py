@@ -74,9 +74,12 @@ def test_ablation_steps_and_further_concept_claims_by_hand():
 
 def test_multi_concept_attack_and_butterfly_claims_by_hand():
     t3 = pd.DataFrame({"method": ["original", "po", "ga", "siu"], "generality_em": [0.0, 40.0, 60.0, 70.0],
-                       "specificity": [100.0, 30.0, 20.0, 35.0]})
-    assert check_t3(t3, single_specificity=90.0)[1] == "agree"
-    assert check_t3(t3, single_specificity=30.0)[1] == "partly"
+                       "specificity": [100.0, 30.0, 20.0, 35.0], "specificity_ratio": [1.0, 0.3, 0.2, 0.35]})
+    assert check_t3(t3, single_ratio=0.9) == (
+        "SIU specificity 35.0% (ratio to the original 0.350), generality EM 70.0%; one concept: ratio 0.900", "agree")
+    assert check_t3(t3, single_ratio=0.3)[1] == "partly"  # the ratio rose: no drop
+    t3.loc[t3.method == "siu", ["generality_em", "specificity"]] = [10.0, 5.0]
+    assert check_t3(t3, single_ratio=0.3)[1] == "disagree"
     t4 = pd.DataFrame({"model": "tiny", "method": ["original", "ga", "po", "siu"], "mia_rouge": [1.0, 0.3, 0.2, 0.1],
                        "multilingual_leak": [100.0, 40.0, 30.0, 50.0], "multihop_asr": [80.0, 10.0, 20.0, 0.0]})
     assert check_t4_mia(t4)[1] == "agree"

@@ -69,6 +69,15 @@ def test_multi_concept_rows_by_count_and_mode(micro, bench):
     orig = rows.iloc[0]
     assert orig.specificity_ratio == pytest.approx(1.0)
     assert at_once.generality_em > orig.generality_em  # both concepts are forgotten more than before
+    assert {"spec_recognition", "spec_yesno", "spec_facts"} <= set(rows.columns)
+    # with every concept forgotten no other one is left to recognise or verify: those tasks'
+    # columns are left out, and no cell is missing
+    n = len(bench.concepts)
+    everyone = multi_concept_runs("micro", micro.model, micro.processor, bench, micro.world.fake_names, ["siu"],
+                                  STRONG, cfg, counts=[2, n], modes=["at_once"], progress=False)
+    assert list(everyone.concepts) == [2, 2, n, n]
+    assert not {"spec_recognition", "spec_yesno"} & set(everyone.columns) and "spec_facts" in everyone.columns
+    assert not everyone.isna().any().any()
     with pytest.raises(ConfigError, match="counts"):
         multi_concept_runs("micro", micro.model, micro.processor, bench, [], ["siu"], STRONG, cfg, counts=[9])
     with pytest.raises(ConfigError, match="mode"):

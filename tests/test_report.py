@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -34,16 +35,20 @@ def test_cells_by_hand():
     assert cell(row, "fluency") == "–"  # a column the table lacks
     nan_row = _table1().iloc[1]
     assert cell(nan_row, "specificity_ratio") == "–" and cell(nan_row, "diversity") == "80.0"
+    frontier = pd.Series({"lr": 0.002, "qualifies": np.bool_(True), "pairs": 6.0})
+    assert (cell(frontier, "lr"), cell(frontier, "qualifies"), cell(frontier, "pairs")) == ("2.0e-03", "yes", "6")
 
 
 def test_method_rows_follow_the_paper_order_with_the_paper_row_beside_siu():
     text = method_rows(_table1(), (("generality_em", "EM"), ("diversity", "Diversity")), "table1")
     lines = text.splitlines()
     assert lines[0] == "| model | method | EM | Diversity |"
-    assert [line.split(" | ")[1] for line in lines[2:]] == ["original", "GA+KL", "SIU", "paper: SIU"]
-    assert lines[-1] == "| tiny | paper: SIU | > 99 | ≈ 97 |"  # spec 05's numbers, nothing invented
+    assert [line.split(" | ")[1] for line in lines[2:]] == ["original", "GA+KL", "SIU", "SIU (paper)"]
+    assert lines[-1] == "| paper | SIU (paper) | > 99 | ≈ 97 |"  # spec 05's numbers, nothing invented
+    two = method_rows(pd.concat([_table1(), _table1().assign(model="small")]), (("generality_em", "EM"),), "table1")
+    assert two.count("(paper)") == 1  # once, not under each model size
     # a table the paper gives no number for has no paper row
-    assert "paper:" not in method_rows(_table1(), (("generality_em", "EM"),), "table2")
+    assert "(paper)" not in method_rows(_table1(), (("generality_em", "EM"),), "table2")
 
 
 def test_protocol_is_read_from_the_runs():
