@@ -149,6 +149,12 @@ def protocol(runs: pd.DataFrame | None, method: str = "siu") -> str:
             + (" (seed 0)" if n_seeds == 1 else ""))
 
 
+#: the result files :func:`tables_markdown` reads (a notebook that calls it declares them)
+TABLES_MARKDOWN_READS = ("table1.csv", "table1_runs.csv", "table2.csv", "table2_runs.csv", "table3.csv",
+                         "table4.csv", "table4_runs.csv", "table7.csv", "butterfly.csv", "frontier_best.csv",
+                         "frontier_runs.csv", "claims.csv")
+
+
 def tables_markdown(results: str | Path, profile: str = "default") -> str:
     """Every table of the profile's ``results`` folder as one Markdown document, in the paper's
     layout, each with its caption and protocol; a table whose CSV is missing is named as not
@@ -243,5 +249,5 @@ def readme_claims(readme: str | Path) -> str:
     return text[begin + len(README_BEGIN):end].strip()
 
 
-__all__ = ["PAPER_NUMBERS", "README_BEGIN", "README_END", "cell", "claims_markdown", "markdown_table",
+__all__ = ["PAPER_NUMBERS", "README_BEGIN", "README_END", "TABLES_MARKDOWN_READS", "cell", "claims_markdown", "markdown_table",
            "method_rows", "readme_claims", "tables_markdown", "update_readme", "write_tables_markdown"]

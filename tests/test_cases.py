@@ -54,8 +54,10 @@ def test_butterfly_on_the_micro_world(micro, tmp_path):
                                    STRONG, pairs[:1], n_alone=3, progress=False)
     assert list(rows.method) == ["original", "siu"]
     original, siu = rows.iloc[0], rows.iloc[1]
-    # the micro model names B on B's own pictures, and still does after SIU unlearns A
-    assert original.b_named_alone >= 60.0 and siu.b_named_alone >= 60.0
+    # the micro model names B on B's own pictures and in the group photo; unlearning A changes
+    # what it says about B beside A
+    assert original.b_named_alone >= 60.0 and original.b_named_in_group >= 60.0
+    assert siu.b_named_in_group < original.b_named_in_group
     kinds = pd.DataFrame(answers).groupby(["method", "kind"]).size()
     assert kinds[("siu", "alone")] == 3 and kinds[("siu", "group")] == 2  # one photo, two questions
     with pytest.raises(ConfigError):
