@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .metrics import METRICS, TABLE1_METRICS  # noqa: E402
 from .paths import FIGURES_DIR, results_dir  # noqa: E402
+from .tables import METHOD_ORDER as TABLES_METHOD_ORDER, TABLE2_METHODS  # noqa: E402
 
 
 def figure_dir(profile: str) -> Path:
@@ -95,11 +96,9 @@ METRIC_LABELS = {name: METRICS[name].label for name in TABLE1_METRICS}
 #: labels of the table columns that are not registered metrics
 _EXTRA_LABELS = {"specificity_ratio": "Specificity / original ↑"}
 
-#: every figure's methods in one order: the original, the baselines, SIU, SIU's ablations, the
-#: never-seen reference (the tables' order, :data:`siu_lib.tables.METHOD_ORDER`, extended)
-METHOD_ORDER = ("original", "po", "ga", "ga_kl", "npo", "gd", "siu", "siu_no_token_mask",
-                "siu_no_vocab_mask", "siu_plain_kl", "siu_no_a", "siu_no_b", "siu_no_c", "siu_no_d",
-                "never_seen")
+#: every figure's methods in one order: the original, the baselines, SIU (the tables' order,
+#: :data:`siu_lib.tables.METHOD_ORDER`), SIU's ablations (Table 2's), the never-seen reference
+METHOD_ORDER = (*TABLES_METHOD_ORDER, *TABLE2_METHODS[1:], "never_seen")
 #: every figure's method colours: one hue per method, SIU a strong blue, its ablations lighter
 #: blues and teals, the two references grey and black
 METHOD_COLORS = {

@@ -225,16 +225,24 @@ README_BEGIN = "<!-- claims:begin (written by notebook 10; do not edit) -->"
 README_END = "<!-- claims:end -->"
 
 
+def _claims_span(readme: Path) -> tuple[str, int, int]:
+    """``readme``'s text and where its claims block starts (after :data:`README_BEGIN`) and
+    ends (at :data:`README_END`); :class:`~siu_lib.errors.ConfigError` when the markers are
+    missing or out of order."""
+    text = readme.read_text()
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        raise ConfigError(f"{readme.name} lacks the claims markers {README_BEGIN!r} ... {README_END!r}")
+    return text, begin + len(README_BEGIN), end
+
+
 def update_readme(readme: str | Path, claims: pd.DataFrame) -> bool:
     """Replace what lies between :data:`README_BEGIN` and :data:`README_END` in ``readme`` with
     :func:`claims_markdown` of ``claims`` (temporary file, then rename). Returns whether the file
     changed; :class:`~siu_lib.errors.ConfigError` when the markers are missing or out of order."""
     readme = Path(readme)
-    text = readme.read_text()
-    begin, end = text.find(README_BEGIN), text.find(README_END)
-    if begin < 0 or end < begin:
-        raise ConfigError(f"{readme.name} lacks the claims markers {README_BEGIN!r} ... {README_END!r}")
-    new = text[:begin + len(README_BEGIN)] + "\n" + claims_markdown(claims) + "\n" + text[end:]
+    text, begin, end = _claims_span(readme)
+    new = text[:begin] + "\n" + claims_markdown(claims) + "\n" + text[end:]
     if new != text:
         atomic_write_text(readme, new)
     return new != text
@@ -242,11 +250,8 @@ def update_readme(readme: str | Path, claims: pd.DataFrame) -> bool:
 
 def readme_claims(readme: str | Path) -> str:
     """The claims block of ``readme`` (what lies between the markers, stripped)."""
-    text = Path(readme).read_text()
-    begin, end = text.find(README_BEGIN), text.find(README_END)
-    if begin < 0 or end < begin:
-        raise ConfigError(f"{Path(readme).name} lacks the claims markers")
-    return text[begin + len(README_BEGIN):end].strip()
+    text, begin, end = _claims_span(Path(readme))
+    return text[begin:end].strip()
 
 
 __all__ = ["PAPER_NUMBERS", "README_BEGIN", "README_END", "TABLES_MARKDOWN_READS", "cell", "claims_markdown", "markdown_table",
