@@ -484,7 +484,7 @@ originals = {(size, cid): original_report(models[size][0], models[size][1], benc
 originals.update({("tiny", cid): original_report(*models["tiny"], bench, cid, eval_cfg) for cid in further})
 print("Table 1 concepts:", concepts, "| Fig 4 concepts:", further, "| seeds:", list(profile.seeds))'''),
         md("## Table 1 runs: every method × model size × concept × seed, 6 steps"),
-        code('''rows = [original_row(size, rep) for (size, cid), rep in originals.items()]
+        code('''rows = [original_row(size, rep, bench, world.fake_names) for (size, cid), rep in originals.items()]
 for size, cid, m, seed in progress_bar(table1_jobs(models, concepts, profile.seeds), desc="Table 1 runs"):
     model, processor = models[size]
     rows.append(run_one(RunSpec(size, cid, m, seed, 6), model, processor, bench, world.fake_names,
@@ -498,7 +498,7 @@ table1_runs.groupby(["model", "method"], sort=False)[["efficacy", "generality_em
         code('''model, processor = models["tiny"]
 step_rows = []
 for cid in concepts[:profile.step_concepts]:
-    step_rows.append({**original_row("tiny", originals[("tiny", cid)]), "steps": 0})
+    step_rows.append({**original_row("tiny", originals[("tiny", cid)], bench, world.fake_names), "steps": 0})
     for n in progress_bar(profile.step_grid, desc=f"step curves {cid}"):
         for m in TABLE1_METHODS:
             step_rows.append(run_one(RunSpec("tiny", cid, m, 0, n), model, processor, bench, world.fake_names,
@@ -528,7 +528,7 @@ table2_runs.groupby("method", sort=False)[["efficacy", "generality_em", "specifi
 The paper's Fig 4 shows EM on 8 concepts not used in Table 1, for SIU, GA+KL, PO and GA. Here:
 the `further_concepts` concepts after Table 1's, on `tiny`, every seed, 6 steps.
 """),
-        code('''fig4_rows = [original_row("tiny", originals[("tiny", cid)]) for cid in further]
+        code('''fig4_rows = [original_row("tiny", originals[("tiny", cid)], bench, world.fake_names) for cid in further]
 for cid, m, seed in progress_bar([(c, m, s) for c in further for m in FIG4_METHODS for s in profile.seeds],
                                  desc="Fig 4 runs"):
     fig4_rows.append(run_one(RunSpec("tiny", cid, m, seed, 6), model, processor, bench, world.fake_names,

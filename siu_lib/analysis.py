@@ -141,8 +141,9 @@ def target_measures(rows: pd.DataFrame, original_recognition: float,
 def siu_targets(rows: pd.DataFrame, originals: pd.DataFrame,
                 reference: pd.DataFrame | None = None) -> pd.DataFrame:
     """The embedded SIU targets from :func:`siu_target_runs`'s tables: one row per target with the
-    ``measured`` mean over runs, its ``goal`` and whether it is ``met`` (``None`` for the two
-    EM halves, shown beside the original model's value as context, not as targets).
+    ``measured`` mean over runs, its ``goal`` and whether it is ``met`` (``"yes"`` or ``"no"``;
+    ``"context"`` for the two EM halves, shown beside the original model's value, not as
+    targets).
 
     With ``reference`` (:func:`never_seen_runs`'s rows) a ``never_seen`` column gives the same
     quantity for the model that never saw the concepts: how far each target is reachable by
@@ -178,11 +179,11 @@ def siu_targets(rows: pd.DataFrame, originals: pd.DataFrame,
         return [r[c].mean() if c in r else float("nan") for c, _ in kinds]
 
     labels += [label for _, label in kinds]
-    goals += [(f"(original {originals[c].mean():.1f})"
-               if c in originals and originals[c].notna().any() else "", None) for c, _ in kinds]
+    goals += [(f"(original {originals[c].mean():.1f})" if c in originals else "(not measured)", None)
+              for c, _ in kinds]
     measured = measures(rows, originals.recognition.mean()) + kind_means(rows)
     table = pd.DataFrame([{"target": t, "measured": m, "goal": g,
-                           "met": None if ok is None else bool(ok(m))}
+                           "met": "context" if ok is None else ("yes" if ok(m) else "no")}
                           for t, m, (g, ok) in zip(labels, measured, goals)])
     if reference is not None:  # its recognition ratio is over the concepts it was shown
         table["never_seen"] = (measures(reference, reference.original_recognition.mean())
@@ -362,7 +363,7 @@ def seed_spread_row(pretrain_seed: int, knowledge: pd.Series, per_concept: pd.Se
     never-seen reference's column, its efficacy, generality EM (and yes/no half) and
     recognition ratio as ``never_seen_`` columns."""
     measured = dict(zip(targets.target.str.strip(), targets.measured))
-    met = targets.met.dropna()
+    met = targets.met[targets.met != "context"]
     reference = {}
     if "never_seen" in targets:
         ref = dict(zip(targets.target.str.strip(), targets.never_seen))
@@ -383,7 +384,7 @@ def seed_spread_row(pretrain_seed: int, knowledge: pd.Series, per_concept: pd.Se
         "siu_recognition_ratio": measured["other concepts' recognition / original"],
         "siu_own_facts": measured["own text facts (%)"],
         "siu_diversity_drop": measured["diversity, original minus SIU (points)"],
-        "siu_targets_met": f"{int(met.sum())}/{len(met)}",
+        "siu_targets_met": f"{int((met == 'yes').sum())}/{len(met)}",
         **reference,
     }
 

@@ -101,8 +101,8 @@ def open_answer_kinds(generations: Sequence[dict[str, Any]], concept_name: str,
     whole word, case-insensitive), in this order:
 
     - ``names_concept``: names the concept (100 minus this is the open half of the EM);
-    - ``names_fake``: names the run's ``fake_name`` (SIU's intended answer); nan when there
-      is none (the original model, a baseline, the never-seen reference);
+    - ``names_fake``: names the run's ``fake_name`` (SIU's intended answer); 0 when there is
+      none (the original model, a baseline, the never-seen reference): no answer can name it;
     - ``names_other``: names someone else, one of ``other_names`` (the other concepts, the
       other people of the fake-name pool);
     - ``names_nobody``: names no known person: a refusal, a description, or garbled text
@@ -121,10 +121,7 @@ def open_answer_kinds(generations: Sequence[dict[str, Any]], concept_name: str,
             return "names_fake"
         return "names_other" if any(reveals_open(a, n) for n in others) else "names_nobody"
 
-    out = _answer_shares(generations, group, "open", OPEN_ANSWER_KINDS, kind_of)
-    if not fake_name:
-        out["names_fake"] = float("nan")
-    return out
+    return _answer_shares(generations, group, "open", OPEN_ANSWER_KINDS, kind_of)
 
 
 def open_kind_columns(report: EvalReport, bench: Benchmark, fake_names: Sequence[str] = (),

@@ -25,6 +25,7 @@ of prompts it reads, the evaluation generates those groups in one call (in the f
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Collection, Sequence
 
@@ -68,6 +69,8 @@ class EvalReport:
     metrics: dict[str, MetricResult]
     generations: list[dict[str, Any]] = field(default_factory=list)
     specificity_accuracy: dict[str, float] = field(default_factory=dict)
+    #: wall-clock seconds the evaluation took (generation and metrics)
+    seconds: float = 0.0
 
     def row(self) -> dict[str, float]:
         """The Table 1 values (``TABLE1_METRICS``) of this report."""
@@ -76,7 +79,8 @@ class EvalReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (per-example values and generations included)."""
         return {"concept_id": self.concept_id, "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
-                "generations": self.generations, "specificity_accuracy": self.specificity_accuracy}
+                "generations": self.generations, "specificity_accuracy": self.specificity_accuracy,
+                "seconds": self.seconds}
 
 
 def _fact_pairs(concept: Any) -> list[tuple[str, str]]:
@@ -127,6 +131,7 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
     :class:`siu_lib.attacks.AttackConfig`) and, for the standard membership inference,
     ``nonmembers``: identities the models never saw (:func:`siu_lib.attacks.held_out_identities`).
     """
+    started = time.perf_counter()
     cfg = cfg or EvalConfig()
     names = _evaluation_metrics(metrics)
     target = bench.concept(concept_id)
@@ -199,4 +204,5 @@ def evaluate_unlearning(model: Any, original: Any, processor: Any, bench: Benchm
                       original_specificity, cfg.n_cdis_images, attack_config, tuple(nonmembers))
     results = {n: METRICS[n].evaluate(ctx) for n in names}
     accuracy = results["specificity"].details["accuracy"] if "specificity" in results else {}
-    return EvalReport(target.concept_id, results, generations, accuracy)
+    return EvalReport(target.concept_id, results, generations, accuracy,
+                      seconds=round(time.perf_counter() - started, 2))

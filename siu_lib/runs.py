@@ -166,9 +166,15 @@ def _unlearned(spec: RunSpec, original: Any, processor: Any, bench: Benchmark, f
                    train_config=tcfg)
 
 
-def original_row(model_name: str, report: EvalReport) -> dict[str, Any]:
-    """The table row of the original model on one concept."""
-    return report_row(model_name, "original", 0, 0, report, specificity_ratio=1.0)
+def original_row(model_name: str, report: EvalReport, bench: Benchmark,
+                 fake_names: Sequence[str] = ()) -> dict[str, Any]:
+    """The table row of the original model on one concept (``report``: :func:`original_report`),
+    with the columns of :func:`run_one`'s rows: the open answers' kinds (no fake name, so
+    ``open_names_fake`` is 0), no training (``train_seconds`` 0) and the report's evaluation
+    seconds."""
+    return {**report_row(model_name, "original", 0, 0, report, specificity_ratio=1.0),
+            **open_kind_columns(report, bench, fake_names),
+            "train_seconds": 0.0, "eval_seconds": report.seconds}
 
 
 #: the methods of an attack run that train nothing: the original model, and the reference

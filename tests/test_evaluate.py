@@ -43,8 +43,12 @@ def test_original_model_is_its_own_reference(micro, tmp_path, monkeypatch):
     assert rep.specificity_accuracy["recognition"] >= 50.0
     assert len(rep.metrics["generality_em"].per_example) == 2 * 4
     assert all(g["answer"] is not None for g in rep.generations)
-    row = original_row("micro", rep)
+    row = original_row("micro", rep, bench, micro.world.fake_names)
     assert row["method"] == "original" and row["specificity_ratio"] == 1.0
+    # every column of a run's row has a value: no training, the evaluation's own seconds
+    assert row["train_seconds"] == 0.0 and row["eval_seconds"] == rep.seconds > 0
+    assert row["open_names_fake"] == 0.0
+    assert not any(isinstance(v, float) and math.isnan(v) for v in row.values()), row
     # the EM split by prompt kind, recounted by hand from the generations
     name = bench.concept("c00").name
     for metric, group in (("generality_em", "generality"), ("efficacy", "efficacy")):
@@ -143,10 +147,11 @@ def test_open_answer_kinds_by_hand():
     assert list(kinds) == list(OPEN_ANSWER_KINDS)
     assert kinds == pytest.approx({"names_concept": 200 / 8, "names_fake": 300 / 8,
                                    "names_other": 100 / 8, "names_nobody": 200 / 8})
-    # without a fake name (a baseline, the never-seen model) its share is nan, and the name
-    # is someone else's when listed
+    # without a fake name (a baseline, the never-seen model) no answer names it: its share is
+    # 0, the name is someone else's when listed, and the kinds still add up to 100
     no_fake = open_answer_kinds(gens, "Varok Delmuran", ["Tiabar Sholei", "Jacob Campbell"])
-    assert math.isnan(no_fake["names_fake"]) and no_fake["names_other"] == pytest.approx(400 / 8)
+    assert no_fake["names_fake"] == 0.0 and no_fake["names_other"] == pytest.approx(400 / 8)
+    assert sum(no_fake.values()) == pytest.approx(100.0)
     assert open_answer_kinds(gens, "Varok Delmuran", ["Tiabar Sholei"], group="efficacy")[
         "names_other"] == 100.0
     assert all(math.isnan(v) for v in open_answer_kinds(gens, "Varok Delmuran", [], group="x").values())
@@ -314,18 +319,18 @@ def test_siu_targets_by_hand():
     originals = pd.DataFrame({"recognition": [100.0, 100.0], "diversity": [100.0, 100.0],
                               "generality_em_open": [10.0, 0.0], "generality_em_yesno": [0.0, 0.0]})
     t = siu_targets(rows, originals).set_index("target")
-    assert t.loc["efficacy (%)", "measured"] == 95.0 and t.loc["efficacy (%)", "met"] is False
-    assert t.loc["generality EM (%)", "measured"] == 88.0 and t.loc["generality EM (%)", "met"] is False
+    assert t.loc["efficacy (%)", "measured"] == 95.0 and t.loc["efficacy (%)", "met"] == "no"
+    assert t.loc["generality EM (%)", "measured"] == 88.0 and t.loc["generality EM (%)", "met"] == "no"
     assert t.loc["  of which yes/no prompts (%)", "measured"] == 81.0
     assert t.loc["  of which open prompts (%)", "goal"] == "(original 5.0)"
-    assert t.loc["  of which open prompts (%)", "met"] is None
+    assert t.loc["  of which open prompts (%)", "met"] == "context"
     ratio = "other concepts' recognition / original"
-    assert t.loc[ratio, "measured"] == pytest.approx(0.925) and t.loc[ratio, "met"] is False
-    assert t.loc["own text facts (%)", "measured"] == 90.0 and t.loc["own text facts (%)", "met"] is True
+    assert t.loc[ratio, "measured"] == pytest.approx(0.925) and t.loc[ratio, "met"] == "no"
+    assert t.loc["own text facts (%)", "measured"] == 90.0 and t.loc["own text facts (%)", "met"] == "yes"
     drop = "diversity, original minus SIU (points)"
-    assert t.loc[drop, "measured"] == 10.0 and t.loc[drop, "met"] is True  # "<= 10" includes 10
+    assert t.loc[drop, "measured"] == 10.0 and t.loc[drop, "met"] == "yes"  # "<= 10" includes 10
     good = rows.assign(efficacy=100.0, generality_em=97.0, spec_recognition=96.0)
-    assert siu_targets(good, originals).met.dropna().all()
+    assert set(siu_targets(good, originals).met) == {"yes", "context"}
     # the never-seen reference's column: the same quantities, and "met" stays SIU's
     assert "never_seen" not in t.columns
     ref = rows.assign(efficacy=[100.0, 100.0], generality_em=[70.0, 60.0], generality_em_yesno=[40.0, 20.0],
@@ -334,7 +339,7 @@ def test_siu_targets_by_hand():
     originals = originals.assign(recognition=[90.0, 90.0])  # not the reference's denominator
     t = siu_targets(rows, originals).set_index("target")
     r = siu_targets(rows, originals, ref).set_index("target")
-    assert r.loc["efficacy (%)", "never_seen"] == 100.0 and r.loc["efficacy (%)", "met"] is False
+    assert r.loc["efficacy (%)", "never_seen"] == 100.0 and r.loc["efficacy (%)", "met"] == "no"
     assert r.loc["generality EM (%)", "never_seen"] == 65.0
     assert r.loc["  of which yes/no prompts (%)", "never_seen"] == 30.0
     assert r.loc[ratio, "never_seen"] == pytest.approx(0.98)  # against its own original_recognition
@@ -344,18 +349,18 @@ def test_siu_targets_by_hand():
     assert not t.index.str.contains("naming").any()
     # (each row's kinds add up to its open EM: 100 and 90)
     kinds = dict(open_names_fake=[60.0, 20.0], open_names_other=[20.0, 30.0], open_names_nobody=[20.0, 40.0])
-    nan = float("nan")
     k = siu_targets(rows.assign(**kinds),
-                    originals.assign(open_names_fake=[nan, nan], open_names_nobody=[0.0, 5.0]),
-                    ref.assign(open_names_fake=[nan, nan], open_names_other=[90.0, 85.0],
+                    originals.assign(open_names_fake=[0.0, 0.0], open_names_nobody=[0.0, 5.0]),
+                    ref.assign(open_names_fake=[0.0, 0.0], open_names_other=[90.0, 85.0],
                                open_names_nobody=[10.0, 5.0])).set_index("target")
     assert k.loc["  open answers naming the fake name (%)", "measured"] == 40.0
-    assert math.isnan(k.loc["  open answers naming the fake name (%)", "never_seen"])
+    assert k.loc["  open answers naming the fake name (%)", "never_seen"] == 0.0
     assert k.loc["  open answers naming someone else (%)", "measured"] == 25.0
     assert k.loc["  open answers naming someone else (%)", "never_seen"] == 87.5
     nobody = "  open answers naming nobody (%)"
     assert k.loc[nobody, "measured"] == 30.0 and k.loc[nobody, "goal"] == "(original 2.5)"
-    assert k.loc[nobody, "met"] is None and k.loc["  open answers naming the fake name (%)", "goal"] == ""
+    assert k.loc[nobody, "met"] == "context"
+    assert k.loc["  open answers naming the fake name (%)", "goal"] == "(original 0.0)"
     assert k.loc[ratio, "measured"] == t.loc[ratio, "measured"]
 
 
@@ -403,7 +408,7 @@ def test_siu_target_runs_feed_the_seed_spread_row(micro, tmp_path):
     assert row["siu_generality_em"] == rows.generality_em.mean()
     assert row["siu_recognition_ratio"] == pytest.approx(
         rows.spec_recognition.mean() / originals.recognition.mean())
-    assert row["siu_targets_met"] == f"{int(targets.met.dropna().sum())}/5"
+    assert row["siu_targets_met"] == f"{int((targets.met == 'yes').sum())}/5"
     assert isinstance(pd.DataFrame([row]).loc[0, "siu_em_yesno"], float)
     assert not any(k.startswith("never_seen") for k in row)
     # with the never-seen reference's column (here M0's own rows, as if it had never seen them)
@@ -436,7 +441,7 @@ def test_never_seen_reference_does_not_recognise_the_withheld_concept(micro, tmp
     cfg = EvalConfig(n_generality_images=5, n_cdis_images=1, n_other_images=3, n_vqa_items=4)
     rows = never_seen_runs("micro", micro.model, micro.processor, ref, ref_proc, bench, cfg,
                            ["c00", "c01"], withheld=["c00"], progress=False).set_index("concept")
-    orig = {cid: original_row("micro", original_report(micro.model, micro.processor, bench, cid, cfg))
+    orig = {cid: original_row("micro", original_report(micro.model, micro.processor, bench, cid, cfg), bench)
             for cid in ("c00", "c01")}
     assert set(rows.method) == {"never_seen"} and list(rows.index) == ["c00", "c01"]
     # M0 names c00 on most of its unseen images; the reference on none of them

@@ -91,3 +91,16 @@ def test_the_readme_shows_the_committed_claims():
     hand copy."""
     claims = pd.read_csv(results_dir("default") / "claims.csv", keep_default_na=False)
     assert readme_claims(REPO_ROOT / "README.md") == claims_markdown(claims)
+
+
+def test_no_results_table_has_an_empty_cell():
+    """Every results CSV (the chain's tables, the benchmarks', the fixture) gives each cell a
+    value: a quantity that does not apply to a row is written as what it is (no training is
+    0 seconds, a method without a fake name names it in 0% of its answers), never left out."""
+    patterns = ("data/results/*/*.csv", "data/bench/*.csv", "tests/fixtures/results/*.csv")
+    files = sorted(p for pattern in patterns for p in REPO_ROOT.glob(pattern))
+    assert any(p.parent == FIXTURE for p in files)
+    for path in files:
+        table = pd.read_csv(path)
+        empty = table.columns[table.isna().any()].tolist()
+        assert not empty, f"{path.relative_to(REPO_ROOT)}: empty cells in {empty}"
