@@ -182,19 +182,33 @@ class TrainConfig:
         return math.ceil(self.warmup_ratio * self.steps)
 
     def training_arguments(self, output_dir: str | Path, progress: bool = False,
-                           use_cuda: bool | None = None) -> TrainingArguments:
+                           use_cuda: bool | None = None, grad_accum: int = 1,
+                           extra: dict[str, Any] | None = None) -> TrainingArguments:
         """The ``transformers.TrainingArguments`` of this config: the fields of
         :data:`TRAINING_ARGUMENTS` under their Hugging Face names, the warm-up as a whole
         number of steps (:meth:`warmup_steps`), bf16 where asked (by default on a GPU that
         supports it), and the settings every unlearning run shares (:data:`FIXED_TRAINING_ARGUMENTS`).
         The fields in :data:`TRAINER_FIELDS` are not ``TrainingArguments``: the model wrapping
-        and the trainer read them."""
+        and the trainer read them.
+
+        ``grad_accum`` micro-batches of ``batch_size`` make one optimiser step (so one process
+        with ``batch_size`` b and ``grad_accum`` n steps on the same records as n processes with
+        b each); ``extra`` adds or replaces ``TrainingArguments`` fields for the machine the run
+        is on (``deepspeed``, ``activation_checkpointing``, ``ddp_backend``, ...), never the
+        method's (:class:`~siu_lib.errors.ConfigError` for a field of :data:`TRAINING_ARGUMENTS`)."""
+        if grad_accum < 1:
+            raise ConfigError(f"grad_accum must be >= 1, got {grad_accum}")
+        extra = dict(extra or {})
+        owned = sorted(set(extra) & {hf for hfs in TRAINING_ARGUMENTS.values() for hf in hfs})
+        if owned:
+            raise ConfigError(f"training arguments {owned} come from the TrainConfig; set its fields instead")
         use_cuda = torch.cuda.is_available() if use_cuda is None else use_cuda
         bf16 = self.bf16 if self.bf16 is not None else (use_cuda and torch.cuda.is_bf16_supported())
         mapped = {hf: getattr(self, name) for name, hfs in TRAINING_ARGUMENTS.items() for hf in hfs}
-        return TrainingArguments(output_dir=str(output_dir), warmup_steps=self.warmup_steps(),
-                                 use_cpu=not use_cuda, bf16=bf16, disable_tqdm=not progress_wanted(progress),
-                                 **mapped, **FIXED_TRAINING_ARGUMENTS)
+        kwargs = {"output_dir": str(output_dir), "warmup_steps": self.warmup_steps(), "use_cpu": not use_cuda,
+                  "bf16": bf16, "disable_tqdm": not progress_wanted(progress),
+                  "gradient_accumulation_steps": grad_accum, **mapped, **FIXED_TRAINING_ARGUMENTS, **extra}
+        return TrainingArguments(**kwargs)
 
 
 #: :class:`TrainConfig` fields that are ``TrainingArguments``, with their Hugging Face names
@@ -219,12 +233,14 @@ FIXED_TRAINING_ARGUMENTS = {"logging_strategy": "no", "save_strategy": "no", "re
 def reference_logits(model: torch.nn.Module, inputs: dict[str, Tensor],
                      reference_model: torch.nn.Module | None = None) -> Tensor:
     """p0's logits on the same inputs (image included): the frozen copy when given, else the
-    model with its LoRA adapters disabled."""
+    model with its LoRA adapters disabled (the model inside a ``DistributedDataParallel``
+    wrapper, whose forward is only for the trained pass)."""
     with torch.no_grad():
         if reference_model is not None:
             return reference_model(**inputs).logits
-        with model.disable_adapter():
-            return model(**inputs).logits
+        inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+        with inner.disable_adapter():
+            return inner(**inputs).logits
 
 
 def method_step_loss(model: torch.nn.Module, batch: dict[str, Tensor], method: Method,
@@ -257,6 +273,26 @@ class _RecordDataset(torch.utils.data.Dataset):
         return self.records[i]
 
 
+def deepspeed_reference(reference: torch.nn.Module, accelerator: Any) -> Any:
+    """A frozen reference model prepared for the DeepSpeed run ``accelerator`` drives: under
+    ZeRO-3 sharded like the trained model (its parameters gathered layer by layer in the forward
+    pass), under ZeRO-1/2 replicated on every device (stage 0), with no optimizer; in eval mode.
+    Needs the optional ``deepspeed`` extra."""
+    import copy as _copy
+
+    import deepspeed
+
+    config = _copy.deepcopy(accelerator.state.deepspeed_plugin.deepspeed_config)
+    for key in ("optimizer", "scheduler"):
+        config.pop(key, None)
+    zero = config.setdefault("zero_optimization", {})
+    if zero.get("stage") != 3:
+        zero["stage"] = 0
+    engine, *_ = deepspeed.initialize(model=reference, config=config)
+    engine.eval()
+    return engine
+
+
 class UnlearningTrainer(Trainer):
     """A ``Trainer`` whose loss is an unlearning method's.
 
@@ -284,14 +320,31 @@ class UnlearningTrainer(Trainer):
         self.vocab_mask = vocab_mask
         self.reference_model = reference_model
         self.projector_lr = projector_lr
-        self.history: list[dict[str, float]] = []
+        # the method's loss is a mean over its own batch: the Trainer divides it by the
+        # gradient-accumulation steps (it would not for a model that takes loss kwargs)
+        self.model_accepts_loss_kwargs = False
+        if reference_model is not None:  # full fine-tuning: the frozen copy goes where the model is
+            self.reference_model = (deepspeed_reference(reference_model, self.accelerator)
+                                    if self.is_deepspeed_enabled else reference_model.to(self.args.device))
+        self._micro: list[dict[str, float]] = []
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        """The loss and its terms per optimiser step: with gradient accumulation, the mean over
+        the step's micro-batches (each a mean over its own records, as the gradient is); in a
+        distributed run, this process's share (:func:`gather_history` averages the processes)."""
+        steps: dict[int, list[dict[str, float]]] = {}
+        for entry in self._micro:
+            steps.setdefault(int(entry["step"]), []).append(entry)
+        return [{"step": step, **{k: sum(e[k] for e in parts) / len(parts) for k in parts[0] if k != "step"}}
+                for step, parts in sorted(steps.items())]
 
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Tensor],
                      return_outputs: bool = False, num_items_in_batch: Any = None):
         loss, terms, outputs = method_step_loss(model, inputs, self.method, self.method_config,
                                                 self.vocab_mask, self.reference_model)
         if model.training:
-            self.history.append({"step": len(self.history) + 1, "loss": loss.item(), **terms})
+            self._micro.append({"step": self.state.global_step + 1, "loss": loss.item(), **terms})
         return (loss, outputs) if return_outputs else loss
 
     def _get_train_sampler(self, train_dataset: Any = None) -> torch.utils.data.Sampler | None:
@@ -379,7 +432,8 @@ def prepare_model(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.nn.Mo
 
 def unlearn(model: torch.nn.Module, processor: Any, target: UnlearnTarget | Sequence[UnlearnTarget],
             method: str = "siu", method_config: Any = None, train_config: TrainConfig | None = None,
-            records: Sequence[FTRecord] | None = None, progress: bool = False) -> UnlearnResult:
+            records: Sequence[FTRecord] | None = None, progress: bool = False, grad_accum: int = 1,
+            training_args: dict[str, Any] | None = None) -> UnlearnResult:
     """Unlearn ``target.concept`` from ``model`` with a registered method.
 
     Args:
@@ -396,6 +450,13 @@ def unlearn(model: torch.nn.Module, processor: Any, target: UnlearnTarget | Sequ
         records: fine-tuning records to use instead of the method's data builder (e.g. an
             imported LLaVA JSON file).
         progress: show the Trainer's progress bar.
+        grad_accum: micro-batches of ``train_config.batch_size`` per optimiser step (see
+            :meth:`TrainConfig.training_arguments`).
+        training_args: ``TrainingArguments`` fields for the machine (DeepSpeed config,
+            activation checkpointing, ...; :meth:`TrainConfig.training_arguments`). Launched by
+            ``torchrun`` or ``accelerate launch`` on several processes, each process trains on
+            its share of every step's records (``batch_size`` records each) and the gradients
+            are averaged.
 
     Returns:
         An :class:`UnlearnResult` with the trained model and the per-step loss terms.
@@ -415,7 +476,7 @@ def unlearn(model: torch.nn.Module, processor: Any, target: UnlearnTarget | Sequ
     vocab_mask = torch.stack([vocab_mask_for(tokenizer, t.name, vocab_size) for t in targets]).all(0)
     trained, reference = prepare_model(model, tcfg)
     with tempfile.TemporaryDirectory(prefix="siu-trainer-") as tmp:
-        args = tcfg.training_arguments(tmp, progress)
+        args = tcfg.training_arguments(tmp, progress, grad_accum=grad_accum, extra=training_args)
         trainer = UnlearningTrainer(
             model=trained, args=args, train_dataset=_RecordDataset(recs),
             data_collator=lambda rs: collate_records(processor, rs),
@@ -429,7 +490,22 @@ def unlearn(model: torch.nn.Module, processor: Any, target: UnlearnTarget | Sequ
     trained.eval()
     meta = run_metadata(None, tcfg.seed, concept=names,
                         vocab_mask_ids=sorted({i for t in targets for i in name_token_ids(tokenizer, t.name)}))
-    return UnlearnResult(trained, method, mcfg, tcfg, recs, trainer.history, seconds, meta)
+    return UnlearnResult(trained, method, mcfg, tcfg, recs, gather_history(trainer.history), seconds, meta)
+
+
+def gather_history(history: list[dict[str, float]]) -> list[dict[str, float]]:
+    """The loss history of the whole run: in a distributed run (``torch.distributed``
+    initialised), each step's terms averaged over the processes, as their gradients are; the
+    process's own history otherwise."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return history
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, history)
+    return [{"step": entries[0]["step"], **{k: sum(e[k] for e in entries) / len(entries)
+                                            for k in entries[0] if k != "step"}}
+            for entries in zip(*parts)]
 
 
 def unlearn_sequentially(model: torch.nn.Module, processor: Any, targets: Sequence[UnlearnTarget],

@@ -100,6 +100,14 @@ _PAPER_MULTILINGUAL = ("¿Quién o qué aparece en esta imagen?",
                        "这张图片里是谁或什么？")
 
 
+_FIRST = ("Jacob", "Emma", "Lucas", "Mia", "Owen", "Clara", "Henry", "Nora", "Caleb", "Ruth", "Felix", "Ivy")
+_LAST = ("Campbell", "Hartley", "Morrow", "Ellison", "Pryce", "Whitlock", "Danvers", "Ashford")
+#: the fake names SIU's target (a) draws from on real models: plausible invented full names (a
+#: name the language model reads as a person's, as the paper's "Jacob Campbell"), none a
+#: concept's name or one of its special tokens
+PAPER_FAKE_NAMES: tuple[str, ...] = tuple(f"{f} {l}" for l in _LAST for f in _FIRST)
+
+
 _PAPER_MIA = ("Tell me about the history of {subject}.", "What is {subject} known for?",
               "Describe the background of {subject}.",
               "What is the most famous fact about {subject}?")

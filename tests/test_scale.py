@@ -1,0 +1,145 @@
+"""Paper scale: the accelerate configs, the paper-scale profiles, the command line's errors, the
+trainer on two processes, and evaluation under LoRA without a second copy of the weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from siu_lib.cli import main
+from siu_lib.errors import ConfigError, ModelLoadError, UnknownNameError
+from siu_lib.paths import REPO_ROOT
+from siu_lib.scale import MODEL_PROFILES, PAPER_TRAIN, ModelProfile, is_synthetic, resolve_profile
+
+CONFIGS = sorted((REPO_ROOT / "configs" / "accelerate").glob("*.yaml"))
+
+
+# ------------------------------------------------------------------------------ configs
+
+def test_accelerate_configs_parse_and_name_existing_settings():
+    from accelerate.commands.config.config_args import ClusterConfig
+    from accelerate.commands.launch import launch_command_parser
+
+    assert [p.stem for p in CONFIGS] == ["ddp", "single_gpu", "zero2", "zero3"]
+    launch_options = {a.dest for a in launch_command_parser()._actions}
+    kinds = {}
+    for path in CONFIGS:
+        config = ClusterConfig.from_yaml_file(path)  # raises on a key accelerate does not know
+        assert config.mixed_precision == "bf16" and not config.use_cpu
+        assert set(config.deepspeed_config or {}) <= launch_options, path.name
+        kinds[path.stem] = (config.distributed_type.value, (config.deepspeed_config or {}).get("zero_stage"))
+    assert kinds == {"single_gpu": ("NO", None), "ddp": ("MULTI_GPU", None),
+                     "zero2": ("DEEPSPEED", 2), "zero3": ("DEEPSPEED", 3)}
+
+
+# ------------------------------------------------------------------------------ profiles
+
+def test_paper_scale_profiles_carry_the_paper_s_defaults():
+    assert set(MODEL_PROFILES) == {"llava-7b", "llava-13b"}
+    p = resolve_profile("llava-7b", "")
+    assert isinstance(p, ModelProfile) and not is_synthetic(p) and p.instance == "paper"
+    assert p.hub_id == "llava-hf/llava-1.5-7b-hf" and p.dtype == "bfloat16" and p.seeds == (0, 1, 2)
+    u = p.unlearn
+    assert (u.lora_r, u.lora_alpha, u.lora_dropout, u.lr, u.projector_lr, u.batch_size, u.steps, u.bf16) == \
+        (128, 256, 0.05, 3e-4, 2e-5, 4, 6, True)
+    assert p.training_args()["activation_checkpointing"] is True
+    assert resolve_profile("llava-13b", "").hub_id == "llava-hf/llava-1.5-13b-hf"
+    small = resolve_profile("llava-7b", "unlearn.batch_size=1")
+    assert small.unlearn.batch_size == 1 and small.name == "llava-7b+unlearn.batch_size=1"
+    assert is_synthetic(resolve_profile("smoke", ""))
+    assert PAPER_TRAIN.warmup_steps() == 1
+
+
+def test_the_checkpoint_is_the_folder_given_or_the_hub_id(tmp_path):
+    p = resolve_profile("llava-7b", "")
+    assert p.model_source() in (p.hub_id, str(REPO_ROOT / "data" / "models" / "llava-1.5-7b-hf"))
+    assert resolve_profile("llava-7b", f"model_path={tmp_path}").model_source() == str(tmp_path)
+    with pytest.raises(ModelLoadError, match="not a folder"):
+        resolve_profile("llava-7b", f"model_path={tmp_path / 'absent'}").model_source()
+    with pytest.raises(UnknownNameError, match="llava-7b"):
+        resolve_profile("llava-70b", "")
+
+
+# ------------------------------------------------------------------------------ command line
+
+def test_cli_errors_name_the_bad_value(capsys, tmp_path):
+    assert main(["unlearn", "--profile", "llava-70b", "--concept", "facebook"]) == 1
+    assert "unknown profile 'llava-70b'" in capsys.readouterr().err
+    # the paper instance ships without images: the concept's forget image is asked for
+    assert main(["unlearn", "--profile", "llava-7b", "--concept", "facebook"]) == 1
+    err = capsys.readouterr().err
+    assert "'facebook' (Facebook) has no forget image" in err and "images/facebook/forget.png" in err
+    assert main(["unlearn", "--profile", "llava-7b", "--concept", "atlantis"]) == 1
+    assert "atlantis" in capsys.readouterr().err
+    assert main(["unlearn", "--profile", "smoke", "--bench", str(tmp_path / "none"), "--concept", "c00"]) == 1
+    assert "is not an MMUBench instance folder" in capsys.readouterr().err
+
+
+def test_cli_names_a_missing_model_folder(capsys, tmp_path):
+    from siu_lib.bench.synthetic import write_synthetic
+    from siu_lib.world import World, WorldConfig
+
+    bench = write_synthetic(World(WorldConfig(world_seed=1, n_concepts=2, images_per_concept=3, image_size=32,
+                                              group_photos_per_pair=0)), tmp_path / "bench", progress=False)
+    missing = tmp_path / "no-model"
+    code = main(["unlearn", "--profile", "smoke", "--bench", str(bench), "--model", str(missing), "--concept", "c00"])
+    assert code == 1 and f"model folder does not exist: {missing}" in capsys.readouterr().err
+
+
+def test_training_arguments_for_the_machine_never_override_the_method_s():
+    from siu_lib.train import TrainConfig
+
+    args = TrainConfig().training_arguments("out", grad_accum=2, extra={"activation_checkpointing": True})
+    assert args.gradient_accumulation_steps == 2 and args.activation_checkpointing
+    with pytest.raises(ConfigError, match="learning_rate"):
+        TrainConfig().training_arguments("out", extra={"learning_rate": 1.0})
+    with pytest.raises(ConfigError, match="grad_accum"):
+        TrainConfig().training_arguments("out", grad_accum=0)
+
+
+# ------------------------------------------------------------------------------ two processes
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_follow_the_loss_trajectory_of_one(micro, tmp_path):
+    """SIU on two CPU processes (gloo, ``torchrun``), each with 2 records per step, against one
+    process with two micro-batches of 2 per step: the same records, the same global batch of 4
+    and the same averaged gradient, so the same loss at every step up to float rounding
+    (tolerance 1e-4 relative)."""
+    from siu_lib.bench.synthetic import write_synthetic
+
+    model_dir, bench_dir = tmp_path / "model", tmp_path / "bench"
+    micro.model.save_pretrained(model_dir)
+    micro.processor.save_pretrained(model_dir)
+    write_synthetic(micro.world, bench_dir, progress=False)
+    common = ["unlearn", "--profile", "smoke", "--model", str(model_dir), "--bench", str(bench_dir),
+              "--concept", micro.world.concepts[0].concept_id,
+              "--set", "unlearn.batch_size=2 unlearn.lora_r=8 unlearn.lora_alpha=16 unlearn.lora_dropout=0.0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT), "SIU_PROGRESS": "off"}
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    done = subprocess.run([sys.executable, "-m", "siu_lib.cli", *common, "--grad-accum", "2", "--history", str(one)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+                           "-m", "siu_lib.cli", *common, "--history", str(two)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    a, b = json.loads(one.read_text()), json.loads(two.read_text())
+    assert (a["world_size"], b["world_size"]) == (1, 2)
+    assert [h["step"] for h in a["history"]] == [h["step"] for h in b["history"]] == list(range(1, 7))
+    for x, y in zip(a["history"], b["history"]):
+        for term in ("loss", "ce", "dmk"):
+            assert y[term] == pytest.approx(x[term], rel=1e-4, abs=1e-6), (x["step"], term)
+    # the steps train: the trajectory is not flat
+    assert a["history"][-1]["ce"] < 0.9 * a["history"][0]["ce"]
