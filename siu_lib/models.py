@@ -502,3 +502,30 @@ def batch_to_model(batch: dict[str, torch.Tensor], model: ModelLike) -> dict[str
 
 
 
+
+
+class AdaptersDisabled:
+    """The original model M0 seen through a LoRA-wrapped (peft) model, without a second copy of
+    its weights: every forward pass and every ``generate`` runs inside the model's
+    ``disable_adapter()`` (the adapters, and a trained projector kept by ``modules_to_save``,
+    switched off), every other attribute is the wrapped model's. It stands in for M0 wherever
+    the evaluation and the attacks call the original model."""
+
+    def __init__(self, model: Any) -> None:
+        if not hasattr(model, "disable_adapter"):
+            raise ConfigError(f"AdaptersDisabled needs a peft model with adapters, got {type(model).__name__}")
+        self._model = model
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with self._model.disable_adapter():
+            return self._model(*args, **kwargs)
+
+    forward = __call__
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        """``generate`` of the model with its adapters disabled."""
+        with self._model.disable_adapter():
+            return self._model.generate(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -24,6 +25,7 @@ from .attacks import AttackConfig, Identity, available_attacks
 from .finetune_data import concept_facts, model_facts
 from .judges import judge_description
 from .generate import generate
+from .models import AdaptersDisabled
 from .methods import UnlearnTarget, with_seed
 from .paths import cache_dir, results_dir
 from .results import atomic_write_json, config_digest, run_metadata
@@ -128,18 +130,21 @@ def report_row(model_name: str, method: str, steps: int, seed: int, report: Eval
 def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
             fake_names: Sequence[str], train_cfg: TrainConfig, eval_cfg: EvalConfig,
             original_eval: EvalReport, profile: str | None = None,
-            method_config: Any = None) -> dict[str, Any]:
+            method_config: Any = None, share_base: bool = False) -> dict[str, Any]:
     """Unlearn, evaluate and (with ``profile``) write the per-run JSON; return the table row.
 
     ``method_config`` replaces the registered method's config (its data seed is set to the
-    run's seed, as the registered one's is). The original model is never modified (the run
-    trains a deep copy)."""
+    run's seed, as the registered one's is). The original model is left as it was: the run
+    trains a deep copy, or with ``share_base`` and LoRA (a real model, where a second copy
+    costs its whole size) adapters put into it and taken out again after the evaluation
+    (:func:`unlearned_model`)."""
     tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
     t0 = time.perf_counter()
-    result = _unlearned(spec, original, processor, bench, fake_names, train_cfg, method_config)
-    t1 = time.perf_counter()
-    report = evaluate_unlearning(result.model, original, processor, bench, spec.concept_id, eval_cfg,
-                                 original_specificity=original_eval.specificity_accuracy)
+    with unlearned_model(spec, original, processor, bench, fake_names, train_cfg, method_config,
+                         share_base) as (result, reference):
+        t1 = time.perf_counter()
+        report = evaluate_unlearning(result.model, reference, processor, bench, spec.concept_id, eval_cfg,
+                                     original_specificity=original_eval.specificity_accuracy)
     t2 = time.perf_counter()
     fake = next((r.mask_span for r in result.records if r.target == "a"), None)
     row = {**report_row(spec.model_name, spec.method, spec.steps, spec.seed, report),
@@ -155,15 +160,38 @@ def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
 
 
 def _unlearned(spec: RunSpec, original: Any, processor: Any, bench: Benchmark, fake_names: Sequence[str],
-               train_cfg: TrainConfig, method_config: Any = None) -> Any:
-    """The :class:`~siu_lib.train.UnlearnResult` of ``spec``: a deep copy of ``original``
-    trained with ``train_cfg`` at the spec's steps and seed (and ``method_config`` with the
-    spec's seed), the one training :func:`run_one` and :func:`attack_one` share."""
+               train_cfg: TrainConfig, method_config: Any = None, share_base: bool = False) -> Any:
+    """The :class:`~siu_lib.train.UnlearnResult` of ``spec``: ``original`` trained with
+    ``train_cfg`` at the spec's steps and seed (and ``method_config`` with the spec's seed), the
+    one training :func:`run_one` and :func:`attack_one` share. A deep copy of ``original`` is
+    trained, unless ``share_base`` and the run uses LoRA: then the adapters go into ``original``
+    itself (:func:`unlearned_model` takes them out again)."""
     target = make_target(bench, spec.concept_id, original, processor, fake_names)
     tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
     mcfg = None if method_config is None else with_seed(method_config, spec.seed)
-    return unlearn(copy.deepcopy(original), processor, target, spec.method, method_config=mcfg,
-                   train_config=tcfg)
+    model = original if share_base and tcfg.use_lora else copy.deepcopy(original)
+    return unlearn(model, processor, target, spec.method, method_config=mcfg, train_config=tcfg)
+
+
+@contextmanager
+def unlearned_model(spec: RunSpec, original: Any, processor: Any, bench: Benchmark, fake_names: Sequence[str],
+                    train_cfg: TrainConfig, method_config: Any = None, share_base: bool = False):
+    """Unlearn ``spec`` (:func:`_unlearned`) and yield ``(result, reference)``: the
+    :class:`~siu_lib.train.UnlearnResult` and the model to evaluate it against as M0.
+
+    With ``share_base`` and LoRA no second copy of the weights exists: the adapters are put into
+    ``original``, the reference is the same model with its adapters disabled
+    (:class:`~siu_lib.models.AdaptersDisabled`), and on leaving the adapters are taken out
+    again (``unload``, nothing merged), so ``original`` is M0 as before. Otherwise the result
+    holds a trained deep copy and the reference is ``original``."""
+    result = _unlearned(spec, original, processor, bench, fake_names, train_cfg, method_config, share_base)
+    shared = share_base and result.train_config.use_lora
+    try:
+        yield result, (AdaptersDisabled(result.model) if shared else original)
+    finally:
+        if shared:
+            result.model.unload()
+            original.eval()
 
 
 def original_row(model_name: str, report: EvalReport, bench: Benchmark,
@@ -204,30 +232,37 @@ def attack_path(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: E
 def attack_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
                fake_names: Sequence[str], train_cfg: TrainConfig, eval_cfg: EvalConfig,
                attack_cfg: AttackConfig, nonmembers: Sequence[Identity] = (),
-               profile: str | None = None, model: Any = None) -> tuple[dict[str, Any], EvalReport]:
+               profile: str | None = None, model: Any = None,
+               share_base: bool = False) -> tuple[dict[str, Any], EvalReport]:
     """Unlearn as :func:`run_one` does (the same training, so the same model), then run every
     attack that applies (:func:`siu_lib.attacks.available_attacks`) against ``original``;
     with ``profile`` write the per-run JSON (:func:`attack_path`). ``spec.method`` may also be
     ``"original"`` (the original model attacked as it is) or ``"never_seen"`` (``model``, the
-    reference pre-trained without the concept's pictures); neither trains.
+    reference pre-trained without the concept's pictures); neither trains. ``share_base``: as
+    in :func:`run_one`.
 
     Returns the Table 4 row (the run's keys, each attack's value, the paper protocol's kept
     and counted pairs, the seconds spent) and the evaluation report (per-example values:
     the membership scores and their labels for the ROC curves)."""
     names = available_attacks(bench, spec.concept_id, nonmembers)
+    if spec.method == "never_seen" and model is None:
+        raise UnknownNameError("attack_one: method 'never_seen' needs the reference model as model=")
     t0 = time.perf_counter()
     history: list = []
-    if spec.method == "original":
-        model = original
-    elif spec.method == "never_seen":
-        if model is None:
-            raise UnknownNameError("attack_one: method 'never_seen' needs the reference model as model=")
+
+    def attacked(unlearned: Any, reference: Any) -> EvalReport:
+        return evaluate_unlearning(unlearned, reference, processor, bench, spec.concept_id, eval_cfg,
+                                   metrics=names, attack_config=attack_cfg, nonmembers=nonmembers)
+
+    if spec.method in UNTRAINED:
+        t1 = time.perf_counter()
+        report = attacked(original if spec.method == "original" else model, original)
     else:
-        result = _unlearned(spec, original, processor, bench, fake_names, train_cfg)
-        model, history = result.model, result.history
-    t1 = time.perf_counter()
-    report = evaluate_unlearning(model, original, processor, bench, spec.concept_id, eval_cfg,
-                                 metrics=names, attack_config=attack_cfg, nonmembers=nonmembers)
+        with unlearned_model(spec, original, processor, bench, fake_names, train_cfg,
+                             share_base=share_base) as (result, reference):
+            history = result.history
+            t1 = time.perf_counter()
+            report = attacked(result.model, reference)
     t2 = time.perf_counter()
     rouge = report.metrics.get("mia_rouge")
     row = {"model": spec.model_name, "method": spec.method, "steps": spec.steps, "seed": spec.seed,

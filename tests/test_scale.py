@@ -143,3 +143,53 @@ def test_two_processes_follow_the_loss_trajectory_of_one(micro, tmp_path):
             assert y[term] == pytest.approx(x[term], rel=1e-4, abs=1e-6), (x["step"], term)
     # the steps train: the trajectory is not flat
     assert a["history"][-1]["ce"] < 0.9 * a["history"][0]["ce"]
+
+
+# ------------------------------------------------------------------------------ no second copy
+
+def test_evaluation_under_lora_shares_the_base_weights_and_gives_the_same_row(micro, tmp_path, monkeypatch):
+    """``run_one(share_base=True)`` trains adapters put into M0 itself and evaluates against the
+    same model with its adapters disabled: the base weights the evaluation's two models see are
+    one storage (no second copy), M0 is unchanged afterwards, and the row equals the one a deep
+    copy gives, value for value."""
+    import torch
+
+    from siu_lib import runs
+    from siu_lib.bench import load_benchmark, write_synthetic
+    from siu_lib.evaluate import EvalConfig
+    from siu_lib.runs import RunSpec, original_report, run_one
+    from siu_lib.train import TrainConfig
+
+    bench = load_benchmark(write_synthetic(micro.world, tmp_path / "bench", progress=False))
+    cfg = EvalConfig(n_generality_images=2, n_cdis_images=1, n_other_images=1, n_vqa_items=4)
+    tcfg = TrainConfig(steps=6, batch_size=4, lr=2e-2, projector_lr=1e-3, lora_r=8, lora_alpha=16,
+                       lora_dropout=0.0, seed=0)
+    spec = RunSpec("micro", "c00", "siu", 0, 6)
+    m0 = micro.fresh()
+    base = {n: (p.data_ptr(), p.detach().clone()) for n, p in m0.named_parameters()}
+    original_eval = original_report(m0, micro.processor, bench, "c00", cfg)
+    seen = {}
+    evaluate = runs.evaluate_unlearning
+
+    def spy(model, reference, *args, **kwargs):
+        seen["model"] = {p.data_ptr() for p in model.parameters()}
+        seen["reference"] = {p.data_ptr() for p in reference.parameters()}
+        return evaluate(model, reference, *args, **kwargs)
+
+    monkeypatch.setattr(runs, "evaluate_unlearning", spy)
+    shared = run_one(spec, m0, micro.processor, bench, micro.world.fake_names, tcfg, cfg, original_eval,
+                     share_base=True)
+    assert seen["reference"] == seen["model"]  # the reference is the same parameters, adapters off
+    assert {ptr for ptr, _ in base.values()} <= seen["model"]  # M0's own weights, not a copy of them
+    after = dict(m0.named_parameters())
+    assert set(after) == set(base)  # the adapters are gone again
+    assert all(after[n].data_ptr() == ptr and torch.equal(after[n], value) for n, (ptr, value) in base.items())
+    copied = run_one(spec, micro.fresh(), micro.processor, bench, micro.world.fake_names, tcfg, cfg, original_eval)
+    assert seen["reference"].isdisjoint(seen["model"])  # a deep copy's run: two sets of weights
+    for key, value in copied.items():
+        if key.endswith("_seconds"):
+            continue
+        if isinstance(value, float):
+            assert shared[key] == pytest.approx(value, nan_ok=True), key
+        else:
+            assert shared[key] == value, key
