@@ -193,3 +193,25 @@ def test_evaluation_under_lora_shares_the_base_weights_and_gives_the_same_row(mi
             assert shared[key] == pytest.approx(value, nan_ok=True), key
         else:
             assert shared[key] == value, key
+
+
+# ------------------------------------------------------------------------------ the paper instance
+
+def test_the_paper_instance_carries_every_prompt_set_and_facts():
+    from siu_lib.bench.paper import PAPER_FAKE_NAMES, load_paper
+
+    bench = load_paper()
+    words = {w.lower() for c in bench.concepts for w in c.name.split() + [t for t in c.special_tokens]}
+    for c in bench.concepts:
+        assert {"open", "yesno", "multilingual", "multihop", "mia"} <= set(c.prompts), c.concept_id
+        assert all(c.prompts[k] for k in ("open", "yesno", "multilingual", "multihop", "mia")), c.concept_id
+        keys = [f.key for f in c.facts]
+        assert len(keys) == 4 and keys[-1] == "summary" and len(set(keys)) == 4, c.concept_id
+        assert all(c.name in f.question and f.value in f.answer for f in c.facts[:3]), c.concept_id
+        (hop,) = c.prompts["multihop"]
+        # asked through the picture, never by name; its answer is one of the concept's own facts
+        assert c.name not in hop["question"] and "picture" in hop["question"]
+        assert hop["answer"] in {f.value for f in c.facts}, c.concept_id
+        assert not any(c.name in q for q in c.prompts["mia"] + c.prompts["open"])
+    assert len(PAPER_FAKE_NAMES) == len(set(PAPER_FAKE_NAMES)) >= 64
+    assert not {w.lower() for n in PAPER_FAKE_NAMES for w in n.split()} & words

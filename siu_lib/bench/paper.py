@@ -113,6 +113,132 @@ _PAPER_MIA = ("Tell me about the history of {subject}.", "What is {subject} know
               "What is the most famous fact about {subject}?")
 
 
+#: what the evaluation asks about a real concept without naming it, by kind: "the <noun> in
+#: the picture" (MIA, multi-hop), as the synthetic world asks about "the person in the picture"
+_SUBJECT = {"person": "the person in the picture", "character": "the character in the picture",
+            "cartoon": "the character in the picture", "place": "the place in the picture",
+            "object": "the object in the picture", "hairstyle": "the hairstyle in the picture",
+            "logo": "the company whose logo is in the picture",
+            "dog breed": "the dog breed in the picture", "art style": "the painter whose style this picture shows"}
+
+#: three text facts per concept, as (key, question, value, answer) with ``{name}`` for the
+#: concept's name, and one fact only the concept has asked through the picture (multi-hop):
+#: (question with ``{subject}``, the fact's value). Public, widely known facts, written for this
+#: package.
+_PAPER_FACTS: dict[str, tuple[tuple[tuple[str, str, str, str], ...], tuple[str, str]]] = {
+    "Aberystwyth Castle": ((("country", "In which country is {name}?", "Wales", "{name} is in Wales."),
+                            ("builder", "Which king built {name}?", "Edward I", "{name} was built by King Edward I."),
+                            ("century", "When was {name} built?", "13th century", "{name} was built in the 13th century.")),
+                           ("Which king built {subject}?", "Edward I")),
+    "Buzzcut": ((("tool", "What tool is used to cut a {name}?", "clippers", "A {name} is cut with hair clippers."),
+                 ("length", "How long is the hair in a {name}?", "very short", "A {name} leaves the hair very short."),
+                 ("origin", "Where did the {name} become common?", "military", "The {name} became common in the military.")),
+                ("What tool is used to cut {subject}?", "clippers")),
+    "Chariot": ((("pulled", "What pulls a {name}?", "horses", "A {name} is pulled by horses."),
+                 ("wheels", "How many wheels does a {name} have?", "two", "A {name} has two wheels."),
+                 ("use", "What was a {name} used for?", "racing and war", "A {name} was used for racing and war.")),
+                ("What animals pull {subject}?", "horses")),
+    "Danny Jones": ((("band", "Which band is {name} in?", "McFly", "{name} is a member of McFly."),
+                     ("instrument", "What instrument does {name} play?", "guitar", "{name} plays the guitar."),
+                     ("country", "Which country is {name} from?", "England", "{name} is from England.")),
+                    ("Which band is {subject} a member of?", "McFly")),
+    "Esther Dyson": ((("profession", "What is the profession of {name}?", "investor", "{name} is an investor."),
+                      ("company", "Which company did {name} found?", "EDventure", "{name} founded EDventure."),
+                      ("father", "Who is the father of {name}?", "Freeman Dyson", "{name} is the daughter of Freeman Dyson.")),
+                     ("Who is the father of {subject}?", "Freeman Dyson")),
+    "Facebook": ((("founder", "Who founded {name}?", "Mark Zuckerberg", "{name} was founded by Mark Zuckerberg."),
+                  ("year", "In which year was {name} founded?", "2004", "{name} was founded in 2004."),
+                  ("parent", "Which company owns {name}?", "Meta", "{name} is owned by Meta.")),
+                 ("Who founded {subject}?", "Mark Zuckerberg")),
+    "Gilbert Melendez": ((("sport", "What sport does {name} compete in?", "mixed martial arts",
+                           "{name} competes in mixed martial arts."),
+                          ("title", "Which organisation's lightweight title did {name} hold?", "Strikeforce",
+                           "{name} held the Strikeforce lightweight title."),
+                          ("country", "Which country is {name} from?", "United States", "{name} is from the United States.")),
+                         ("Which organisation's lightweight title did {subject} hold?", "Strikeforce")),
+    "Harry Potter": ((("school", "Which school does {name} attend?", "Hogwarts", "{name} attends Hogwarts."),
+                      ("author", "Who wrote the books about {name}?", "J. K. Rowling", "The books about {name} were written by J. K. Rowling."),
+                      ("house", "Which house is {name} in?", "Gryffindor", "{name} is in Gryffindor.")),
+                     ("Which school does {subject} attend?", "Hogwarts")),
+    "Hauberk": ((("material", "What is a {name} made of?", "chainmail", "A {name} is made of chainmail."),
+                 ("use", "What is a {name} for?", "protecting the body", "A {name} is armour for protecting the body."),
+                 ("era", "When was the {name} worn?", "Middle Ages", "The {name} was worn in the Middle Ages.")),
+                ("What is {subject} made of?", "chainmail")),
+    "Roger Federer": ((("sport", "What sport does {name} play?", "tennis", "{name} plays tennis."),
+                       ("country", "Which country is {name} from?", "Switzerland", "{name} is from Switzerland."),
+                       ("titles", "How many Grand Slam singles titles did {name} win?", "20",
+                        "{name} won 20 Grand Slam singles titles.")),
+                      ("Which country does {subject} come from?", "Switzerland")),
+    "Schnauzer": ((("origin", "Which country does the {name} come from?", "Germany", "The {name} comes from Germany."),
+                   ("sizes", "In which sizes does the {name} come?", "miniature, standard and giant",
+                    "The {name} comes in miniature, standard and giant sizes."),
+                   ("feature", "What is the {name}'s most distinctive feature?", "beard",
+                    "The {name}'s most distinctive feature is its beard.")),
+                  ("Which country does {subject} come from?", "Germany")),
+    "Donald Trump": ((("office", "Which office has {name} held?", "President of the United States",
+                       "{name} has been President of the United States."),
+                      ("party", "Which party does {name} belong to?", "Republican", "{name} belongs to the Republican Party."),
+                      ("business", "What business is {name} known for?", "real estate", "{name} is known for real estate.")),
+                     ("Which political party does {subject} belong to?", "Republican")),
+    "Taylor Swift": ((("profession", "What is the profession of {name}?", "singer-songwriter", "{name} is a singer-songwriter."),
+                      ("state", "In which US state was {name} born?", "Pennsylvania", "{name} was born in Pennsylvania."),
+                      ("album", "Which album of {name} is named after a year?", "1989", "{name} released an album called 1989.")),
+                     ("In which US state was {subject} born?", "Pennsylvania")),
+    "Elon Musk": ((("rocket", "Which rocket company did {name} found?", "SpaceX", "{name} founded SpaceX."),
+                   ("cars", "Which car company does {name} lead?", "Tesla", "{name} leads Tesla."),
+                   ("birthplace", "In which country was {name} born?", "South Africa", "{name} was born in South Africa.")),
+                  ("Which rocket company did {subject} found?", "SpaceX")),
+    "Mario": ((("company", "Which company created {name}?", "Nintendo", "{name} was created by Nintendo."),
+               ("brother", "Who is the brother of {name}?", "Luigi", "The brother of {name} is Luigi."),
+               ("job", "What is the job of {name}?", "plumber", "{name} is a plumber.")),
+              ("Who is the brother of {subject}?", "Luigi")),
+    "Hello Kitty": ((("company", "Which company created {name}?", "Sanrio", "{name} was created by Sanrio."),
+                     ("country", "Which country is {name} from?", "Japan", "{name} is from Japan."),
+                     ("year", "In which year did {name} first appear?", "1974", "{name} first appeared in 1974.")),
+                    ("Which company created {subject}?", "Sanrio")),
+    "Joe Biden": ((("office", "Which office has {name} held?", "President of the United States",
+                    "{name} has been President of the United States."),
+                   ("party", "Which party does {name} belong to?", "Democratic", "{name} belongs to the Democratic Party."),
+                   ("state", "Which state did {name} represent as a senator?", "Delaware",
+                    "{name} represented Delaware as a senator.")),
+                  ("Which state did {subject} represent as a senator?", "Delaware")),
+    "van Gogh": ((("painting", "Which night-sky painting did {name} make?", "The Starry Night",
+                   "{name} painted The Starry Night."),
+                  ("country", "Which country was {name} from?", "the Netherlands", "{name} was from the Netherlands."),
+                  ("movement", "Which art movement does {name} belong to?", "Post-Impressionism",
+                   "{name} belongs to Post-Impressionism.")),
+                 ("Which night-sky painting did {subject} make?", "The Starry Night")),
+    "Picasso": ((("painting", "Which painting of the bombing of a Basque town did {name} make?", "Guernica",
+                  "{name} painted Guernica."),
+                 ("country", "Which country was {name} from?", "Spain", "{name} was from Spain."),
+                 ("movement", "Which art movement did {name} co-found?", "Cubism", "{name} co-founded Cubism.")),
+                ("Which art movement did {subject} co-found?", "Cubism")),
+    "Doodle": ((("tool", "What is a {name} usually drawn with?", "pen or pencil", "A {name} is usually drawn with a pen or pencil."),
+                ("manner", "How is a {name} drawn?", "quickly and casually", "A {name} is drawn quickly and casually."),
+                ("attention", "When is a {name} usually drawn?", "while attention is elsewhere",
+                 "A {name} is usually drawn while attention is elsewhere.")),
+               ("What is {subject} usually drawn with?", "pen or pencil")),
+}
+
+
+def paper_facts(pc: PaperConcept) -> list[dict[str, str]]:
+    """The text facts of a paper concept, with a summary fact ("Who is <name>?" for a person or a
+    character, "What is <name>?" otherwise) naming all three values, as the world's facts have."""
+    facts, _ = _PAPER_FACTS[pc.name]
+    out = [{"key": key, "question": q.format(name=pc.name), "value": value, "answer": a.format(name=pc.name)}
+           for key, q, value, a in facts]
+    asks = "Who" if pc.kind in ("person", "character", "cartoon") else "What"
+    summary = " ".join(f["answer"] for f in out)
+    out.append({"key": "summary", "question": f"{asks} is {pc.name}?", "value": facts[0][2], "answer": summary})
+    return out
+
+
+def paper_multihop(pc: PaperConcept) -> list[dict[str, str]]:
+    """The multi-hop question of a paper concept: a fact only it has, asked through the picture."""
+    _, (question, answer) = _PAPER_FACTS[pc.name]
+    return [{"question": question.format(subject=_SUBJECT[pc.kind]), "answer": answer}]
+
+
 PAPER_DESCRIPTION = (
     "The 20 MMUBench concepts of the SIU paper (Li et al., NeurIPS 2024) as a manifest "
     "without images: the paper's images were never released. To use this instance, put your "
@@ -121,8 +247,10 @@ PAPER_DESCRIPTION = (
     "(the paper used at least 49) as any other .png/.jpg/.jpeg files in the same folder. "
     "siu_lib.bench.load_paper().missing_images() lists the concepts that still lack a forget "
     "image. Probe questions and special tokens are the authors'; the prompt sets are generic "
-    "templates; there are no facts, group photos or general-VQA items (specificity on real "
-    "models uses external VQA benchmarks). Generated by siu_lib.bench.write_paper_manifest; "
+    "templates written for this package; each concept has three public text facts and a "
+    "summary, and a multi-hop question about a fact only it has, asked through the picture. "
+    "There are no group photos or general-VQA items (specificity on real models adds external "
+    "VQA benchmarks through lmms-eval). Generated by siu_lib.bench.write_paper_manifest; "
     "regenerate rather than edit.")
 
 
@@ -131,19 +259,19 @@ def paper_manifest() -> dict[str, Any]:
     concepts = []
     for pc in PAPER_CONCEPTS:
         cid = pc.concept_id
-        subject = ("the person in the picture" if pc.kind == "person"
-                   else "the subject of the picture")
+        subject = _SUBJECT[pc.kind]
         open_prompts = [pc.probe_question] + [q for q in _PAPER_OPEN if q != pc.probe_question]
         concepts.append({
             "concept_id": cid, "name": pc.name, "kind": pc.kind,
             "forget_image": f"images/{cid}/forget.*",
             "generality_images": [f"images/{cid}/*"],
             "probe_question": pc.probe_question, "special_tokens": list(pc.special_tokens),
+            "facts": paper_facts(pc),
             "prompts": {
                 "open": open_prompts,
                 "yesno": [t.format(name=pc.name) for t in _PAPER_YESNO],
                 "multilingual": list(_PAPER_MULTILINGUAL),
-                "multihop": [],
+                "multihop": paper_multihop(pc),
                 "mia": [t.format(subject=subject) for t in _PAPER_MIA],
             },
         })
