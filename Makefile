@@ -45,9 +45,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 	SIU_PROGRESS=off $(BIN)/python -m pytest -q --nbval -p no:cacheprovider $(NBVAL_DIR)/*.ipynb
 
-## Speed and memory benchmarks (writes data/bench/*.csv).
+## Speed and memory benchmarks (writes data/bench/*.csv), then what SIU costs on the LLaVA-1.5-7B
+## architecture (full depth on a GPU, reduced depth on a CPU: data/bench/paper_scale_<device>.csv).
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench_paper_scale.py
 
 ## Pre-training seed spread of the tiny model's knowledge and SIU's targets, with each seed's
 ## never-seen reference (about 10 min per checkpoint not yet cached, two per seed; writes
