@@ -215,3 +215,39 @@ def test_the_paper_instance_carries_every_prompt_set_and_facts():
         assert not any(c.name in q for q in c.prompts["mia"] + c.prompts["open"])
     assert len(PAPER_FAKE_NAMES) == len(set(PAPER_FAKE_NAMES)) >= 64
     assert not {w.lower() for n in PAPER_FAKE_NAMES for w in n.split()} & words
+
+
+# ------------------------------------------------------------------------------ the 7B architecture
+
+def test_the_7b_architecture_builds_at_reduced_depth_and_a_siu_step_runs():
+    """LLaVA-1.5-7B's architecture (full width, one text and one vision layer, random weights)
+    builds on the CPU with as many parameters as :func:`parameter_counts` computes, the frozen
+    copy costs the estimate exactly one set of weights, and one SIU step (DMK against the
+    adapters-disabled reference, one warm-up and one timed) runs with a finite time and memory.
+    float32 and LoRA rank 8 keep it quick; the published depths give 7.06 B and 13.35 B."""
+    import math
+
+    from transformers import LlavaForConditionalGeneration
+
+    from siu_lib.paper_scale import StepSetup, llava_config, measure_step, memory_estimate, parameter_counts
+
+    config = llava_config("7b", text_layers=1, vision_layers=1)
+    assert (config.text_config.hidden_size, config.vision_config.image_size) == (4096, 336)
+    import torch
+
+    with torch.device("meta"):
+        built = LlavaForConditionalGeneration(config)
+    counts = parameter_counts(config)
+    assert sum(p.numel() for p in built.parameters()) == sum(v for k, v in counts.items() if k != "lora")
+    full = {size: parameter_counts(llava_config(size)) for size in ("7b", "13b")}
+    assert round(sum(v for k, v in full["7b"].items() if k != "lora") / 1e9, 2) == 7.06
+    assert round(sum(v for k, v in full["13b"].items() if k != "lora") / 1e9, 2) == 13.35
+    est = {k: memory_estimate(llava_config("7b"), k) for k in ("siu_copy", "siu_adapters")}
+    assert est["siu_copy"]["total"] - est["siu_adapters"]["total"] == pytest.approx(est["siu_adapters"]["weights"])
+    with pytest.raises(ConfigError, match="depth"):
+        llava_config("7b", text_layers=33)
+
+    row = measure_step(StepSetup(size="7b", kind="siu_adapters", text_layers=1, vision_layers=1, batch=1,
+                                 text_tokens=16, lora_r=8, dtype="float32", steps=1))
+    assert row["device"] == "cpu" and row["text_layers"] == 1
+    assert 0 < row["seconds_per_step"] < 600 and math.isfinite(row["peak_gib"]) and row["peak_gib"] > 1.0
