@@ -13,9 +13,10 @@ fine-tuning data from the concept's one forget image, trains, and on the main pr
 the adapter (or the full model) with ``unlearn.json`` (configs, loss history, versions,
 commit, machine) to ``--out`` and the loss history to ``--history``. Launched on several
 processes (``torchrun`` or ``accelerate launch``), every process trains on its share of each
-step's records (``batch_size`` each; ``--grad-accum`` micro-batches per step on one process
-give the same global batch) and the history is averaged over them. Notebooks call it as a
-subprocess the same way. Every error a user can cause exits with status 1 and one line
+step's records (``batch_size`` each, its loss a mean over its own records; ``--grad-accum``
+micro-batches per step on one process give the same global batch and the same averaged
+gradient) and the history is averaged over them. A notebook can call it as a subprocess the
+same way. Every error a user can cause exits with status 1 and one line
 naming the bad value.
 """
 
@@ -105,7 +106,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     """``siu unlearn``: see the module's documentation."""
     from .runs import make_target
     from .scale import resolve_profile
-    from .train import unlearn
+    from .train import gathered_weights, unlearn
 
     profile = resolve_profile(args.profile, args.set)
     bench = load_instance(profile, args.bench)
@@ -117,20 +118,27 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     extra = profile.training_args() if hasattr(profile, "training_args") else {}
     result = unlearn(model, processor, target, args.method, train_config=tcfg, grad_accum=args.grad_accum,
                      training_args=extra or None)
-    if _is_main_process():
-        if args.out:
-            result.save(args.out)
-            print(f"saved {result.method} on {target.name} to {args.out}")
-        if args.history:
-            from .results import atomic_write_json
-
-            atomic_write_json(Path(args.history), {"profile": profile.name, "concept": cid, "method": args.method,
-                                                   "grad_accum": args.grad_accum,
-                                                   "world_size": int(os.environ.get("WORLD_SIZE", "1")),
-                                                   "history": result.history})
-        for h in result.history:
-            print(json.dumps(h))
+    with gathered_weights(result.model):  # whole on the main process under ZeRO-3
+        if _is_main_process():
+            _write_outputs(args, profile, cid, target, result)
     return 0
+
+
+def _write_outputs(args: argparse.Namespace, profile: Any, cid: str, target: Any, result: Any) -> None:
+    """The main process's outputs of ``siu unlearn``: the saved run, the history file, the
+    history printed one JSON line per step."""
+    if args.out:
+        result.save(args.out)
+        print(f"saved {result.method} on {target.name} to {args.out}")
+    if args.history:
+        from .results import atomic_write_json
+
+        atomic_write_json(Path(args.history), {"profile": profile.name, "concept": cid, "method": args.method,
+                                               "grad_accum": args.grad_accum,
+                                               "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+                                               "history": result.history})
+    for h in result.history:
+        print(json.dumps(h))
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:

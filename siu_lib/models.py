@@ -527,5 +527,22 @@ class AdaptersDisabled:
         with self._model.disable_adapter():
             return self._model.generate(*args, **kwargs)
 
+    def eval(self) -> "AdaptersDisabled":
+        """Eval mode for the wrapped model; returns this view (never the model with adapters on)."""
+        self._model.eval()
+        return self
+
+    def train(self, mode: bool = True) -> "AdaptersDisabled":
+        """Train mode for the wrapped model; returns this view."""
+        self._model.train(mode)
+        return self
+
+    def to(self, *args: Any, **kwargs: Any) -> "AdaptersDisabled":
+        """Move the wrapped model; returns this view."""
+        self._model.to(*args, **kwargs)
+        return self
+
     def __getattr__(self, name: str) -> Any:
+        if name == "_model":  # not set yet (a copy or an unpickled instance): no recursion
+            raise AttributeError(name)
         return getattr(self._model, name)

@@ -169,6 +169,8 @@ def measure_step(setup: StepSetup) -> dict[str, Any]:
 
     if setup.kind not in STEP_KINDS:
         raise ConfigError(f"unknown step kind {setup.kind!r}; known: {STEP_KINDS}")
+    if setup.steps < 1 or setup.batch < 1:
+        raise ConfigError(f"steps and batch must be >= 1, got steps={setup.steps}, batch={setup.batch}")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = getattr(torch, setup.dtype)
     config = llava_config(setup.size, setup.text_layers, setup.vision_layers)

@@ -165,7 +165,8 @@ def _unlearned(spec: RunSpec, original: Any, processor: Any, bench: Benchmark, f
     ``train_cfg`` at the spec's steps and seed (and ``method_config`` with the spec's seed), the
     one training :func:`run_one` and :func:`attack_one` share. A deep copy of ``original`` is
     trained, unless ``share_base`` and the run uses LoRA: then the adapters go into ``original``
-    itself (:func:`unlearned_model` takes them out again)."""
+    itself (:func:`unlearned_model` takes them out again; should the training raise,
+    ``original`` keeps them: load it again)."""
     target = make_target(bench, spec.concept_id, original, processor, fake_names)
     tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
     mcfg = None if method_config is None else with_seed(method_config, spec.seed)
@@ -190,8 +191,22 @@ def unlearned_model(spec: RunSpec, original: Any, processor: Any, bench: Benchma
         yield result, (AdaptersDisabled(result.model) if shared else original)
     finally:
         if shared:
-            result.model.unload()
+            restore_base(result.model)
             original.eval()
+
+
+def restore_base(model: Any) -> Any:
+    """Take a peft model's adapters out of the model they were put into, leaving it as it was
+    before: every LoRA layer gives back its base layer, and every module trained as a copy
+    (``modules_to_save``, the projector) gives back the original module, not the trained copy
+    (peft's ``unload`` alone keeps the copy of the active adapter). Nothing is merged. Returns
+    the base model."""
+    from peft.utils import ModulesToSaveWrapper
+
+    for module in model.modules():
+        if isinstance(module, ModulesToSaveWrapper):
+            module.set_adapter([])  # no active copy: unloading gives back the original module
+    return model.unload()
 
 
 def original_row(model_name: str, report: EvalReport, bench: Benchmark,

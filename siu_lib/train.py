@@ -26,6 +26,7 @@ import math
 import random
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -233,12 +234,13 @@ FIXED_TRAINING_ARGUMENTS = {"logging_strategy": "no", "save_strategy": "no", "re
 def reference_logits(model: torch.nn.Module, inputs: dict[str, Tensor],
                      reference_model: torch.nn.Module | None = None) -> Tensor:
     """p0's logits on the same inputs (image included): the frozen copy when given, else the
-    model with its LoRA adapters disabled (the model inside a ``DistributedDataParallel``
-    wrapper, whose forward is only for the trained pass)."""
+    model with its LoRA adapters disabled (the model inside a ``DistributedDataParallel`` or
+    ``DataParallel`` wrapper, whose forward is only for the trained pass)."""
     with torch.no_grad():
         if reference_model is not None:
             return reference_model(**inputs).logits
-        inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+        wrappers = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
+        inner = model.module if isinstance(model, wrappers) else model
         with inner.disable_adapter():
             return inner(**inputs).logits
 
@@ -291,6 +293,25 @@ def deepspeed_reference(reference: torch.nn.Module, accelerator: Any) -> Any:
     engine, *_ = deepspeed.initialize(model=reference, config=config)
     engine.eval()
     return engine
+
+
+@contextmanager
+def gathered_weights(model: torch.nn.Module):
+    """Inside it, a model trained under DeepSpeed ZeRO-3 has whole what ``save_pretrained``
+    writes (the adapters and trained copies of a peft model, every weight of a full fine-tune),
+    gathered from the processes' shards; every process must enter it. Without ZeRO-3 it does
+    nothing."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if not is_deepspeed_zero3_enabled():
+        yield
+        return
+    import deepspeed
+
+    params = ([p for p in model.parameters() if p.requires_grad] if hasattr(model, "peft_config")
+              else list(model.parameters()))
+    with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+        yield
 
 
 class UnlearningTrainer(Trainer):

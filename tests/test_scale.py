@@ -174,15 +174,18 @@ def test_evaluation_under_lora_shares_the_base_weights_and_gives_the_same_row(mi
     def spy(model, reference, *args, **kwargs):
         seen["model"] = {p.data_ptr() for p in model.parameters()}
         seen["reference"] = {p.data_ptr() for p in reference.parameters()}
+        seen["view"] = reference.eval() is reference and reference.to("cpu") is reference
         return evaluate(model, reference, *args, **kwargs)
 
     monkeypatch.setattr(runs, "evaluate_unlearning", spy)
     shared = run_one(spec, m0, micro.processor, bench, micro.world.fake_names, tcfg, cfg, original_eval,
                      share_base=True)
     assert seen["reference"] == seen["model"]  # the reference is the same parameters, adapters off
+    assert seen["view"]  # eval() and to() keep the adapters-disabled view, never the trained model
     assert {ptr for ptr, _ in base.values()} <= seen["model"]  # M0's own weights, not a copy of them
     after = dict(m0.named_parameters())
-    assert set(after) == set(base)  # the adapters are gone again
+    assert set(after) == set(base)  # the adapters are gone again, and the trained projector copy
+    assert tcfg.train_projector
     assert all(after[n].data_ptr() == ptr and torch.equal(after[n], value) for n, (ptr, value) in base.items())
     copied = run_one(spec, micro.fresh(), micro.processor, bench, micro.world.fake_names, tcfg, cfg, original_eval)
     assert seen["reference"].isdisjoint(seen["model"])  # a deep copy's run: two sets of weights
