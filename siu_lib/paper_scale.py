@@ -155,11 +155,35 @@ def _batch(config: Any, setup: StepSetup, device: torch.device, dtype: torch.dty
             "is_forget": torch.zeros(b, dtype=torch.bool).to(device)}
 
 
+def _reset_peak_rss() -> None:
+    """Start the process's peak resident set anew from what is resident now (Linux: writing 5
+    to ``/proc/self/clear_refs``), so the peak read after the steps is theirs, not the model
+    construction's; elsewhere nothing is reset."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _peak_rss_gib() -> float:
+    """The process's peak resident set in GiB since :func:`_reset_peak_rss` (``VmHWM``), or
+    since it started where ``/proc`` is missing (``ru_maxrss``)."""
+    try:
+        with open("/proc/self/status") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        import resource
+
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return kib / 1024 ** 2
+
+
 def measure_step(setup: StepSetup) -> dict[str, Any]:
     """Build the architecture with random weights, wrap it for ``setup.kind`` and time
     ``setup.steps`` optimiser steps after a warm-up step. Returns the setup, the device, the
-    median seconds per step, the peak memory in GiB (GPU: allocated by torch; CPU: the process's
-    peak resident set, weights included) and :func:`memory_estimate` for the same setup."""
+    median seconds per step, the peak memory in GiB over the steps (GPU: allocated by torch; CPU:
+    the process's peak resident set, weights and the Python runtime included) and :func:`memory_estimate` for the same setup."""
     import peft
     from transformers import LlavaForConditionalGeneration
 
@@ -175,8 +199,13 @@ def measure_step(setup: StepSetup) -> dict[str, Any]:
     dtype = getattr(torch, setup.dtype)
     config = llava_config(setup.size, setup.text_layers, setup.vision_layers)
     torch.manual_seed(0)
-    with torch.device(device):
-        model = LlavaForConditionalGeneration(config).to(dtype)
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # built in its dtype: never a float32 copy of the weights
+    try:
+        with torch.device(device):
+            model = LlavaForConditionalGeneration(config)
+    finally:
+        torch.set_default_dtype(default_dtype)
     reference = None
     if setup.kind == "siu_copy":
         reference = copy.deepcopy(model).eval()
@@ -193,6 +222,8 @@ def measure_step(setup: StepSetup) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+    else:
+        _reset_peak_rss()
     model.train()
     times = []
     for step in range(setup.steps + 1):
@@ -209,24 +240,36 @@ def measure_step(setup: StepSetup) -> dict[str, Any]:
         peak = torch.cuda.max_memory_allocated() / 1024 ** 3
         name = torch.cuda.get_device_name()
     else:
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # KiB on Linux
+        peak = _peak_rss_gib()
         name = "cpu"
     estimate = memory_estimate(config, setup.kind, setup.batch, setup.text_tokens, setup.lora_r, setup.checkpointing,
                                torch.finfo(dtype).bits // 8)
+    from .cpu import current_path
+
     return {**asdict(setup), "text_layers": config.text_config.num_hidden_layers,
             "vision_layers": config.vision_config.num_hidden_layers, "device": name,
+            "cpu_path": current_path() if device.type == "cpu" else "gpu",
             "seconds_per_step": sorted(times)[len(times) // 2], "peak_gib": peak,
             "estimate_gib": estimate["total"], **{f"estimate_{k}_gib": v for k, v in estimate.items() if k != "total"}}
 
 
-def measure_in_child(setup: StepSetup, timeout: float = 3600) -> dict[str, Any]:
-    """:func:`measure_step` in a fresh Python process (so each step's peak memory is its own)."""
+def measure_in_child(setup: StepSetup, timeout: float = 3600, native: bool = True) -> dict[str, Any]:
+    """:func:`measure_step` in a fresh Python process (so each step's peak memory is its own).
+
+    ``native``: on a CPU, the child runs the CPU's own kernels (``SIU_CPU_PATH=native``, the
+    AVX2 pin of :mod:`siu_lib.cpu` off): a cost is a property of the machine, and bfloat16
+    matrix products on the pinned AVX2 path are emulated, many times slower than on a CPU with
+    AVX-512 BF16. The row's ``cpu_path`` says which path ran."""
+    from .cpu import PINNED_ENV, SWITCH
+
+    env = {**os.environ, "SIU_PROGRESS": "off"}
+    if native:
+        env = {k: v for k, v in env.items() if k not in PINNED_ENV}
+        env[SWITCH] = "native"
     code = ("import json, sys; from siu_lib.paper_scale import StepSetup, measure_step; "
             "print(json.dumps(measure_step(StepSetup(**json.loads(sys.argv[1])))))")
     done = subprocess.run([sys.executable, "-c", code, json.dumps(asdict(setup))], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "SIU_PROGRESS": "off"})
+                          timeout=timeout, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"measuring {setup} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
