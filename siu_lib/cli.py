@@ -32,74 +32,14 @@ from typing import Any
 
 import siu_lib  # noqa: F401  (first: pins the CPU code path before torch runs anything)
 
-from .errors import BenchmarkError, SIUError
+from .errors import SIUError
+from .setting import check_concept_images, fake_name_pool, load_instance, load_profile_model
 
 
 def _is_main_process() -> bool:
     import torch.distributed as dist
 
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
-def load_instance(profile: Any, bench_dir: str | None = None) -> Any:
-    """The MMUBench instance a run uses: ``bench_dir`` when given, else the profile's (the
-    synthetic world's, generated if needed, or the committed ``paper`` manifest)."""
-    from .bench import ensure_synthetic, load_benchmark
-    from .bench.paper import load_paper
-    from .scale import is_synthetic
-
-    if bench_dir:
-        if not Path(bench_dir).is_dir():
-            raise BenchmarkError(f"--bench {bench_dir!r} is not an MMUBench instance folder")
-        return load_benchmark(bench_dir, check_images=False)
-    if is_synthetic(profile):
-        return load_benchmark(ensure_synthetic(profile.world, progress=False))
-    return load_paper(check_images=False)
-
-
-def check_concept_images(bench: Any, concept_id: str) -> None:
-    """:class:`~siu_lib.errors.BenchmarkError` when the concept has no forget image on disk,
-    naming where to put it (the ``paper`` instance ships without images);
-    :class:`~siu_lib.errors.UnknownNameError` for a concept the instance does not have."""
-    concept = bench.concept(concept_id)
-    try:
-        path = bench.root / bench.forget_image_path(concept)
-    except BenchmarkError as err:
-        raise BenchmarkError(f"concept {concept.concept_id!r} ({concept.name}) has no forget image in "
-                             f"{bench.root}: put exactly one at images/{concept.concept_id}/forget.png "
-                             f"(or .jpg) ({err})") from None
-    if not path.is_file():
-        raise BenchmarkError(f"concept {concept.concept_id!r} ({concept.name}) has no forget image: "
-                             f"{path} does not exist")
-
-
-def fake_name_pool(profile: Any) -> list[str]:
-    """The fake names SIU's target (a) draws from: the synthetic world's, or the ``paper``
-    instance's pool of plausible invented names."""
-    from .bench.paper import PAPER_FAKE_NAMES
-    from .scale import is_synthetic
-    from .world import World
-
-    return list(World(profile.world).fake_names) if is_synthetic(profile) else list(PAPER_FAKE_NAMES)
-
-
-def load_profile_model(profile: Any, model: str | None = None) -> tuple[Any, Any]:
-    """The model and processor of a run: ``model`` (a folder, or a hub id) when given, else the
-    profile's (the embedded ``tiny`` checkpoint, pre-trained if not cached, or the LLaVA
-    checkpoint of :meth:`~siu_lib.scale.ModelProfile.model_source`), in the profile's dtype."""
-    from .models import load_model
-    from .scale import is_synthetic
-
-    dtype = None if is_synthetic(profile) else profile.dtype
-    if model:
-        source: Any = Path(model) if ("/" not in model or Path(model).exists() or model.startswith((".", "/"))) \
-            else model
-        return load_model(source, dtype=dtype)
-    if is_synthetic(profile):
-        from .embedded import ensure_pretrained
-
-        return load_model(ensure_pretrained(profile.world, profile.models["tiny"], profile.pretrain["tiny"]))
-    return load_model(profile.model_source(), dtype=dtype)
 
 
 def cmd_unlearn(args: argparse.Namespace) -> int:

@@ -46,6 +46,11 @@ class ModelProfile:
         gradient_checkpointing: recompute activations in the backward pass (memory for time;
             the Trainer's ``activation_checkpointing``).
         eval_images: generality images per concept in an evaluation (0 = all the user gave).
+        unlearn_concepts, table_concepts, further_concepts, step_concepts, step_grid,
+            multi_counts: the notebooks' protocol, as the embedded default profile has it
+            (:class:`siu_lib.profiles.Profile`): SIU's targets on the first 5 concepts, Table 1
+            on the first 5, Fig 4 on the next 8, the step curves on 3 concepts over 6 ... 35
+            steps, Table 3's curve over 1, 5, 10 and 20 concepts.
         overrides: the ``(dotted path, value)`` pairs it was made with.
     """
 
@@ -58,6 +63,12 @@ class ModelProfile:
     dtype: str = "bfloat16"
     gradient_checkpointing: bool = True
     eval_images: int = 0
+    unlearn_concepts: int = 5
+    table_concepts: int = 5
+    further_concepts: int = 8
+    step_concepts: int = 3
+    step_grid: tuple[int, ...] = (6, 10, 15, 20, 25, 30, 35)
+    multi_counts: tuple[int, ...] = (1, 5, 10, 20)
     overrides: tuple[tuple[str, str], ...] = field(default=())
 
     #: no synthetic world behind this profile
