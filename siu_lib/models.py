@@ -487,22 +487,8 @@ def batch_to_model(batch: dict[str, torch.Tensor], model: ModelLike) -> dict[str
 
 
 # --------------------------------------------------------------------------------------------
-# Pre-training
+# The original model inside a LoRA-wrapped one
 # --------------------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 class AdaptersDisabled:
     """The original model M0 seen through a LoRA-wrapped (peft) model, without a second copy of

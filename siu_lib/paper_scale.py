@@ -183,13 +183,12 @@ def measure_step(setup: StepSetup) -> dict[str, Any]:
     """Build the architecture with random weights, wrap it for ``setup.kind`` and time
     ``setup.steps`` optimiser steps after a warm-up step. Returns the setup, the device, the
     median seconds per step, the peak memory in GiB over the steps (GPU: allocated by torch; CPU:
-    the process's peak resident set, weights and the Python runtime included) and :func:`memory_estimate` for the same setup."""
-    import peft
+    the process's peak resident set, weights and the Python runtime included) and
+    :func:`memory_estimate` for the same setup."""
     from transformers import LlavaForConditionalGeneration
 
     from .methods import get_method
-    from .models import default_lora_config
-    from .train import method_step_loss
+    from .train import TrainConfig, method_step_loss, prepare_model
 
     if setup.kind not in STEP_KINDS:
         raise ConfigError(f"unknown step kind {setup.kind!r}; known: {STEP_KINDS}")
@@ -212,7 +211,8 @@ def measure_step(setup: StepSetup) -> dict[str, Any]:
         reference.requires_grad_(False)
     if setup.checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model = peft.get_peft_model(model, default_lora_config(setup.lora_r, 2 * setup.lora_r, 0.05, train_projector=True))
+    # wrapped as an unlearning run wraps it: LoRA on the language model, the projector trained
+    model, _ = prepare_model(model, TrainConfig(lora_r=setup.lora_r, lora_alpha=2 * setup.lora_r, lora_dropout=0.05))
     method = get_method("po" if setup.kind == "ce" else "siu")  # PO's loss is the plain answer CE
     vocab_mask = torch.ones(VOCAB, dtype=torch.bool, device=device)
     vocab_mask[[100, 200]] = False

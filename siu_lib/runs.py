@@ -145,11 +145,10 @@ def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
         t1 = time.perf_counter()
         report = evaluate_unlearning(result.model, reference, processor, bench, spec.concept_id, eval_cfg,
                                      original_specificity=original_eval.specificity_accuracy)
-    t2 = time.perf_counter()
     fake = next((r.mask_span for r in result.records if r.target == "a"), None)
     row = {**report_row(spec.model_name, spec.method, spec.steps, spec.seed, report),
            **open_kind_columns(report, bench, fake_names, fake),
-           "train_seconds": round(t1 - t0, 2), "eval_seconds": round(t2 - t1, 2)}
+           "train_seconds": round(t1 - t0, 2), "eval_seconds": report.seconds}
     if profile is not None:
         atomic_write_json(run_path(profile, spec, tcfg, eval_cfg, method_config),
                           {**run_metadata(asdict(spec), spec.seed), "train_config": asdict(tcfg),
@@ -183,7 +182,7 @@ def unlearned_model(spec: RunSpec, original: Any, processor: Any, bench: Benchma
     With ``share_base`` and LoRA no second copy of the weights exists: the adapters are put into
     ``original``, the reference is the same model with its adapters disabled
     (:class:`~siu_lib.models.AdaptersDisabled`), and on leaving the adapters are taken out
-    again (``unload``, nothing merged), so ``original`` is M0 as before. Otherwise the result
+    again (:func:`restore_base`, nothing merged), so ``original`` is M0 as before. Otherwise the result
     holds a trained deep copy and the reference is ``original``."""
     result = _unlearned(spec, original, processor, bench, fake_names, train_cfg, method_config, share_base)
     shared = share_base and result.train_config.use_lora
@@ -278,13 +277,12 @@ def attack_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
             history = result.history
             t1 = time.perf_counter()
             report = attacked(result.model, reference)
-    t2 = time.perf_counter()
     rouge = report.metrics.get("mia_rouge")
     row = {"model": spec.model_name, "method": spec.method, "steps": spec.steps, "seed": spec.seed,
            "concept": spec.concept_id, **{n: report.metrics[n].value for n in names},
            "mia_kept": rouge.details["n_kept"] if rouge else None,
            "mia_counted": rouge.details["n_counted"] if rouge else None,
-           "train_seconds": round(t1 - t0, 2), "attack_seconds": round(t2 - t1, 2)}
+           "train_seconds": round(t1 - t0, 2), "attack_seconds": report.seconds}
     if profile is not None:
         atomic_write_json(attack_path(profile, spec, train_cfg, eval_cfg, attack_cfg, len(nonmembers)),
                           {**run_metadata(asdict(spec), spec.seed),

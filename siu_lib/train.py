@@ -280,11 +280,9 @@ def deepspeed_reference(reference: torch.nn.Module, accelerator: Any) -> Any:
     ZeRO-3 sharded like the trained model (its parameters gathered layer by layer in the forward
     pass), under ZeRO-1/2 replicated on every device (stage 0), with no optimizer; in eval mode.
     Needs the optional ``deepspeed`` extra."""
-    import copy as _copy
-
     import deepspeed
 
-    config = _copy.deepcopy(accelerator.state.deepspeed_plugin.deepspeed_config)
+    config = copy.deepcopy(accelerator.state.deepspeed_plugin.deepspeed_config)
     for key in ("optimizer", "scheduler"):
         config.pop(key, None)
     zero = config.setdefault("zero_optimization", {})
@@ -357,8 +355,7 @@ class UnlearningTrainer(Trainer):
         steps: dict[int, list[dict[str, float]]] = {}
         for entry in self._micro:
             steps.setdefault(int(entry["step"]), []).append(entry)
-        return [{"step": step, **{k: sum(e[k] for e in parts) / len(parts) for k in parts[0] if k != "step"}}
-                for step, parts in sorted(steps.items())]
+        return [_mean_terms(parts) for _, parts in sorted(steps.items())]
 
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Tensor],
                      return_outputs: bool = False, num_items_in_batch: Any = None):
@@ -524,9 +521,14 @@ def gather_history(history: list[dict[str, float]]) -> list[dict[str, float]]:
         return history
     parts: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(parts, history)
-    return [{"step": entries[0]["step"], **{k: sum(e[k] for e in entries) / len(entries)
-                                            for k in entries[0] if k != "step"}}
-            for entries in zip(*parts)]
+    return [_mean_terms(entries) for entries in zip(*parts)]
+
+
+def _mean_terms(entries: Sequence[dict[str, float]]) -> dict[str, float]:
+    """One history entry from several of the same optimiser step (micro-batches, processes):
+    their step, and each loss term's mean."""
+    return {"step": entries[0]["step"],
+            **{k: sum(e[k] for e in entries) / len(entries) for k in entries[0] if k != "step"}}
 
 
 def unlearn_sequentially(model: torch.nn.Module, processor: Any, targets: Sequence[UnlearnTarget],
