@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Run every notebook in order through papermill (PROFILE=default|smoke), skipping those whose
+## Run every notebook in order through papermill (PROFILE=default|smoke|llava-7b|llava-13b), skipping those whose
 ## inputs are unchanged (FORCE=1 reruns all, ONLY=05,10 runs just those); SET="world_seed=11 ..." overrides profile fields
 ## for one run, whose results go to a folder of their own (siu_lib/chain.py).
 reproduce: $(STAMP)

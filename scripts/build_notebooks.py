@@ -8,7 +8,8 @@ JSON stays clean (no outputs, no execution counts) and reviewable. Run:
 Every notebook has a ``parameters`` cell (papermill injects ``PROFILE`` and ``SET``, the
 profile's overrides for one run) and calls the library only: logic lives in ``siu_lib`` where
 the tests reach it. Its metadata declares the result files it reads and writes
-(:data:`NOTEBOOK_IO`), from which the chain (``siu_lib.chain``) decides what to rerun; a cell
+(:data:`NOTEBOOK_IO`), from which the chain (``siu_lib.chain``) decides what to rerun, and
+whether it needs a synthetic world (skipped under a paper-scale profile); a cell
 whose output nbval must not compare carries the ``nbval-ignore-output`` tag and its reason.
 After editing, rerun the chain for the smoke profile and store its outputs for nbval
 (``make nbval-outputs``), and for the default profile (``make reproduce``) to regenerate the
@@ -32,10 +33,10 @@ SETUP = '''import warnings
 warnings.filterwarnings("ignore")
 import pandas as pd
 from IPython.display import display
-from siu_lib.profiles import get_profile
+from siu_lib.scale import resolve_profile
 from siu_lib.paths import repo_relative, results_dir
 from siu_lib.plots import figure_dir, save_figure
-profile = get_profile(PROFILE, SET)
+profile = resolve_profile(PROFILE, SET)
 RESULTS, FIGURES = results_dir(profile.name), figure_dir(profile.name)
 print(f"profile {profile.name}: results -> {repo_relative(RESULTS)}, figures -> {repo_relative(FIGURES)}")'''
 
@@ -72,9 +73,13 @@ paper's images were never released, so this project ships two instances of one o
 * **`synthetic`** (the default): a world of fictitious identities drawn by `siu_lib.world`,
   fully determined by `(world_seed, n_concepts, images_per_concept, image_size)`;
 * **`paper`**: the 20 paper concepts as a manifest without images; drop your own images in.
+
+*Needs the synthetic world* (it builds the synthetic instance; the `paper` instance is the user's images): the chain skips this notebook under a paper-scale profile (`llava-7b`, `llava-13b`), and run by hand there it stops at its first step.
 """),
         code(PARAMETERS, ("parameters",)),
         code(SETUP),
+        code('''from siu_lib.scale import require_synthetic
+require_synthetic(profile, "notebook 01")'''),
         md("## The synthetic world\nEvery two identities differ in at least `min_attribute_distance` (4) of the salient attributes and in at least two of the three large colour areas (skin, hair, clothing; the twelve clothing colours are worn evenly), so that no two share a colour signature. Names are invented and split into several tokens."),
         code('''from siu_lib.world import World
 world = World(profile.world)
@@ -154,9 +159,13 @@ patch of a column shares a column code: in a group photo the language model must
 name goes with the left person and which with the right one (small, compute-bound, keeps
 CLIP's random init, with which it learns the identities faster).
 Checkpoints are cached (git-ignored) by a key of every config that shapes them.
+
+*Needs the synthetic world* (a real model is not pre-trained here): the chain skips this notebook under a paper-scale profile (`llava-7b`, `llava-13b`), and run by hand there it stops at its first step.
 """),
         code(PARAMETERS, ("parameters",)),
         code(SETUP),
+        code('''from siu_lib.scale import require_synthetic
+require_synthetic(profile, "notebook 02")'''),
         code('''from siu_lib.bench import ensure_synthetic, load_benchmark
 from siu_lib.world import World
 from siu_lib.embedded import ensure_pretrained, pretrain_table
@@ -200,14 +209,11 @@ a model pre-trained without ever seeing those concepts (exact unlearning's refer
         code(PARAMETERS, ("parameters",)),
         code(SETUP),
         code('''import copy
-from siu_lib.bench import ensure_synthetic, load_benchmark
-from siu_lib.world import World
-from siu_lib.embedded import ensure_pretrained
-from siu_lib.models import load_model
-world = World(profile.world)
-bench = load_benchmark(ensure_synthetic(profile.world))
-checkpoint = ensure_pretrained(profile.world, profile.models["tiny"], profile.pretrain["tiny"])
-original, processor = load_model(checkpoint)
+from siu_lib.setting import open_setting
+setting = open_setting(profile)
+bench, fake_names, MODEL = setting.bench, setting.fake_names, setting.main_model
+setting.check_images(setting.concept_ids(profile.unlearn_concepts))
+original, processor = setting.model(MODEL)
 concept = bench.concepts[0]
 print(concept.concept_id, concept.name, concept.attributes)
 bench.forget_image(concept.concept_id).resize((192, 192))'''),
@@ -225,7 +231,7 @@ tokens have token mask 0 (DMK ignores them), **green** tokens are kept in the KL
 from siu_lib.runs import make_target
 from siu_lib.methods import get_method
 from siu_lib.plots import render_token_masks
-target = make_target(bench, concept.concept_id, original, processor, world.fake_names)
+target = make_target(bench, concept.concept_id, original, processor, fake_names)
 siu = get_method("siu")
 records = siu.build_data(target, siu.config)
 print({t: sum(r.target == t for r in records) for t in "abcd"})
@@ -280,7 +286,8 @@ pd.Series({"CE": ce, "KL (no mask)": kl_loss(logits, ref_logits, labels),
 from siu_lib.train import unlearn
 print(profile.unlearn)
 print("vocabulary mask ids:", [processor.tokenizer.decode([i]) for i in name_token_ids(processor.tokenizer, concept.name)])
-result = unlearn(copy.deepcopy(original), processor, target, "siu", train_config=profile.unlearn)
+result = unlearn(copy.deepcopy(original), processor, target, "siu", train_config=profile.unlearn,
+                 training_args=setting.run_options["training_args"])
 display(pd.DataFrame(result.history).set_index("step"))
 from siu_lib.plots import plot_loss_terms
 fig = plot_loss_terms(result.history, f"SIU on {concept.name}")
@@ -337,14 +344,13 @@ revision 7, `World.fake_name_facts`), as "Jacob Campbell" is a name LLaVA's lang
 knows: with the output layer frozen under LoRA, a fake-name token that was never an answer in
 pre-training cannot be learned in six steps.
 """),
-        code('''from siu_lib.evaluate import EvalConfig
-from siu_lib.analysis import siu_target_runs, siu_targets
+        code('''from siu_lib.analysis import siu_target_runs, siu_targets
 from siu_lib.diagnostics import yesno_answer_kinds
 from siu_lib.runs import RunSpec, load_run
-eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
-target_ids = [c.concept_id for c in bench.concepts[:profile.unlearn_concepts]]
-rows, originals = siu_target_runs("tiny", original, processor, bench, world.fake_names, profile.unlearn, eval_cfg,
-                                  target_ids, profile.seeds, profile.name)
+eval_cfg = setting.eval_config(20)
+target_ids = setting.concept_ids(profile.unlearn_concepts)
+rows, originals = siu_target_runs(MODEL, original, processor, bench, fake_names, profile.unlearn, eval_cfg,
+                                  target_ids, profile.seeds, profile.name, **setting.run_options)
 targets = siu_targets(rows, originals)
 display(rows[["concept", "seed", "efficacy", "generality_em", "generality_em_open", "generality_em_yesno",
               "open_names_fake", "open_names_nobody", "spec_recognition", "factual_retention",
@@ -384,21 +390,27 @@ its column beside SIU's says how far each target can be reached by forgetting at
 that the never-seen model misses is a property of the embedded model (for instance, how often it
 answers yes to a face it does not know), not something six steps of any method could fix.
 The targets table with this column is written to `siu_targets.csv`, the reference's rows to
-`never_seen.csv`.
+`never_seen.csv`. A real model cannot be pre-trained again without the concepts, so under a
+paper-scale profile (`llava-7b`) the targets table is written without this column.
 """),
         code('''from dataclasses import replace
 from siu_lib.analysis import never_seen_runs
 from siu_lib.results import atomic_write_csv
-reference_checkpoint = ensure_pretrained(profile.world, profile.models["tiny"],
-                                         replace(profile.pretrain["tiny"], withheld=tuple(target_ids)))
-reference, reference_processor = load_model(reference_checkpoint)
-never_seen = never_seen_runs("tiny", original, processor, reference, reference_processor, bench, eval_cfg,
-                             target_ids, fake_names=world.fake_names)
-targets = siu_targets(rows, originals, never_seen)
-atomic_write_csv(RESULTS / "never_seen.csv", never_seen.assign(checkpoint=reference_checkpoint.name))
+if setting.synthetic:
+    from siu_lib.embedded import ensure_pretrained
+    from siu_lib.models import load_model
+    reference_checkpoint = ensure_pretrained(profile.world, profile.models[MODEL],
+                                             replace(profile.pretrain[MODEL], withheld=tuple(target_ids)))
+    reference, reference_processor = load_model(reference_checkpoint)
+    never_seen = never_seen_runs(MODEL, original, processor, reference, reference_processor, bench, eval_cfg,
+                                 target_ids, fake_names=fake_names)
+    targets = siu_targets(rows, originals, never_seen)
+    atomic_write_csv(RESULTS / "never_seen.csv", never_seen.assign(checkpoint=reference_checkpoint.name))
+    display(never_seen[["concept", "efficacy", "generality_em", "generality_em_open", "generality_em_yesno",
+                        "spec_recognition", "factual_retention", "diversity"]])
+else:
+    print(f"{profile.name}: no never-seen reference (it needs a synthetic world to pre-train on)")
 atomic_write_csv(RESULTS / "siu_targets.csv", targets)
-display(never_seen[["concept", "efficacy", "generality_em", "generality_em_open", "generality_em_yesno",
-                    "spec_recognition", "factual_retention", "diversity"]])
 targets'''),
         md("""
 ### How the yes/no answers fail
@@ -412,9 +424,9 @@ name or of a fake name: the answer's "yes" contradicts the identity it names), a
 ("Yes.", garbled text). A run whose column "no" is 0 or 100 gave the same first word, yes or
 no, on every picture of the concept.
 """),
-        code('''names = [c.name for c in bench.concepts] + list(world.fake_names)
+        code('''names = [c.name for c in bench.concepts] + list(fake_names)
 # every targets run's generations, read back once from its JSON (also used by the next section)
-generations = {(r.concept, r.seed): load_run(profile.name, RunSpec("tiny", r.concept, "siu", r.seed, r.steps),
+generations = {(r.concept, r.seed): load_run(profile.name, RunSpec(MODEL, r.concept, "siu", r.seed, r.steps),
                                              profile.unlearn, eval_cfg)["evaluation"]["generations"]
                for r in rows.itertuples()}
 yesno_kinds = pd.DataFrame([
@@ -463,46 +475,42 @@ This notebook produces the raw rows; `05_evaluate` aggregates and plots them.
 """),
         code(PARAMETERS, ("parameters",)),
         code(SETUP),
-        code('''from siu_lib.bench import ensure_synthetic, load_benchmark
-from siu_lib.world import World
-from siu_lib.embedded import ensure_pretrained
-from siu_lib.models import load_model
-from siu_lib.evaluate import EvalConfig
+        code('''from siu_lib.setting import open_setting
 from siu_lib.runs import RunSpec, run_one, original_report, original_row
 from siu_lib.results import atomic_write_csv
 from siu_lib.tables import FIG4_METHODS, TABLE1_METHODS, TABLE2_METHODS, table1_jobs
 from siu_lib.progress import progress_bar
-world = World(profile.world)
-bench = load_benchmark(ensure_synthetic(profile.world))
-eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
-concepts = [c.concept_id for c in bench.concepts[:profile.table_concepts]]
-further = [c.concept_id for c in bench.concepts[profile.table_concepts:profile.table_concepts + profile.further_concepts]]
-models = {size: load_model(ensure_pretrained(profile.world, profile.models[size], profile.pretrain[size]))
-          for size in profile.models}
+setting = open_setting(profile)
+bench, fake_names, MODEL, options = setting.bench, setting.fake_names, setting.main_model, setting.run_options
+eval_cfg = setting.eval_config(20)
+concepts = setting.concept_ids(profile.table_concepts)
+further = setting.concept_ids(profile.further_concepts, start=profile.table_concepts)
+setting.check_images(concepts + further)
+models = setting.models()
 originals = {(size, cid): original_report(models[size][0], models[size][1], bench, cid, eval_cfg)
              for size in models for cid in concepts}
-originals.update({("tiny", cid): original_report(*models["tiny"], bench, cid, eval_cfg) for cid in further})
+originals.update({(MODEL, cid): original_report(*models[MODEL], bench, cid, eval_cfg) for cid in further})
 print("Table 1 concepts:", concepts, "| Fig 4 concepts:", further, "| seeds:", list(profile.seeds))'''),
         md("## Table 1 runs: every method × model size × concept × seed, 6 steps"),
-        code('''rows = [original_row(size, rep, bench, world.fake_names) for (size, cid), rep in originals.items()]
+        code('''rows = [original_row(size, rep, bench, fake_names) for (size, cid), rep in originals.items()]
 for size, cid, m, seed in progress_bar(table1_jobs(models, concepts, profile.seeds), desc="Table 1 runs"):
     model, processor = models[size]
-    rows.append(run_one(RunSpec(size, cid, m, seed, 6), model, processor, bench, world.fake_names,
-                        profile.unlearn, eval_cfg, originals[(size, cid)], profile.name))
+    rows.append(run_one(RunSpec(size, cid, m, seed, 6), model, processor, bench, fake_names,
+                        profile.unlearn, eval_cfg, originals[(size, cid)], profile.name, **options))
 table1_runs = pd.DataFrame(rows)
 atomic_write_csv(RESULTS / "table1_runs.csv", table1_runs)
 table1_runs.groupby(["model", "method"], sort=False)[["efficacy", "generality_em", "specificity"]].mean()'''),
         code('''table1_runs.groupby(["model", "method"], sort=False)[["train_seconds", "eval_seconds"]].mean().round(1)''',
              ignore="wall time on this machine"),
-        md("## Step curves: every method at 6 … 35 steps (the paper's Figs 2–3)\nThe `tiny` model, the first `step_concepts` concepts, seed 0; one row per run in `steps.csv`."),
-        code('''model, processor = models["tiny"]
+        md("## Step curves: every method at 6 … 35 steps (the paper's Figs 2–3)\nThe `tiny` model (a paper-scale profile's own), the first `step_concepts` concepts, seed 0; one row per run in `steps.csv`."),
+        code('''model, processor = models[MODEL]
 step_rows = []
 for cid in concepts[:profile.step_concepts]:
-    step_rows.append({**original_row("tiny", originals[("tiny", cid)], bench, world.fake_names), "steps": 0})
+    step_rows.append({**original_row(MODEL, originals[(MODEL, cid)], bench, fake_names), "steps": 0})
     for n in progress_bar(profile.step_grid, desc=f"step curves {cid}"):
         for m in TABLE1_METHODS:
-            step_rows.append(run_one(RunSpec("tiny", cid, m, 0, n), model, processor, bench, world.fake_names,
-                                     profile.unlearn, eval_cfg, originals[("tiny", cid)], profile.name))
+            step_rows.append(run_one(RunSpec(MODEL, cid, m, 0, n), model, processor, bench, fake_names,
+                                     profile.unlearn, eval_cfg, originals[(MODEL, cid)], profile.name, **options))
 steps = pd.DataFrame(step_rows)
 atomic_write_csv(RESULTS / "steps.csv", steps)
 steps.groupby(["method", "steps"], sort=False)[["efficacy", "generality_em", "specificity", "fluency", "diversity"]].mean()'''),
@@ -514,11 +522,11 @@ vocabulary mask K_V, with a plain KL (neither mask), and SIU with each of its fo
 removed (registered methods of `siu_lib.methods`). SIU's own rows are Table 1's.
 """),
         code('''ablations = [m for m in TABLE2_METHODS if m != "siu"]
-table2_rows = [r for r in rows if r["model"] == "tiny" and r["method"] == "siu"]
+table2_rows = [r for r in rows if r["model"] == MODEL and r["method"] == "siu"]
 for cid, m, seed in progress_bar([(c, m, s) for c in concepts for m in ablations for s in profile.seeds],
                                  desc="Table 2 runs"):
-    table2_rows.append(run_one(RunSpec("tiny", cid, m, seed, 6), model, processor, bench, world.fake_names,
-                               profile.unlearn, eval_cfg, originals[("tiny", cid)], profile.name))
+    table2_rows.append(run_one(RunSpec(MODEL, cid, m, seed, 6), model, processor, bench, fake_names,
+                               profile.unlearn, eval_cfg, originals[(MODEL, cid)], profile.name, **options))
 table2_runs = pd.DataFrame(table2_rows)
 atomic_write_csv(RESULTS / "table2_runs.csv", table2_runs)
 table2_runs.groupby("method", sort=False)[["efficacy", "generality_em", "specificity"]].mean()'''),
@@ -528,11 +536,11 @@ table2_runs.groupby("method", sort=False)[["efficacy", "generality_em", "specifi
 The paper's Fig 4 shows EM on 8 concepts not used in Table 1, for SIU, GA+KL, PO and GA. Here:
 the `further_concepts` concepts after Table 1's, on `tiny`, every seed, 6 steps.
 """),
-        code('''fig4_rows = [original_row("tiny", originals[("tiny", cid)], bench, world.fake_names) for cid in further]
+        code('''fig4_rows = [original_row(MODEL, originals[(MODEL, cid)], bench, fake_names) for cid in further]
 for cid, m, seed in progress_bar([(c, m, s) for c in further for m in FIG4_METHODS for s in profile.seeds],
                                  desc="Fig 4 runs"):
-    fig4_rows.append(run_one(RunSpec("tiny", cid, m, seed, 6), model, processor, bench, world.fake_names,
-                             profile.unlearn, eval_cfg, originals[("tiny", cid)], profile.name))
+    fig4_rows.append(run_one(RunSpec(MODEL, cid, m, seed, 6), model, processor, bench, fake_names,
+                             profile.unlearn, eval_cfg, originals[(MODEL, cid)], profile.name, **options))
 fig4_runs = pd.DataFrame(fig4_rows)
 atomic_write_csv(RESULTS / "fig4_runs.csv", fig4_runs)
 fig4_runs.pivot_table(index="concept", columns="method", values="generality_em", sort=False).round(1)'''),
@@ -576,7 +584,8 @@ plus_minus(table2, columns, digits=2)'''),
         md("## Figs 2–3: metrics against fine-tuning steps"),
         code('''from siu_lib.plots import plot_step_curves
 steps = pd.read_csv(RESULTS / "steps.csv")
-fig = plot_step_curves(steps[steps.method != "original"], model="tiny")
+MODEL = steps.model.iloc[0]  # the model of the single-model protocols: tiny, or a paper-scale profile's
+fig = plot_step_curves(steps[steps.method != "original"], model=MODEL)
 save_figure(fig, FIGURES / "fig2_3_steps.png")'''),
         md("## Fig 4: EM per further concept\nGenerality EM on the concepts after Table 1's, one bar per method, error bars the std over seeds."),
         code('''from siu_lib.plots import plot_em_per_concept
@@ -601,16 +610,16 @@ for model in table1.model.unique():
 s = steps[steps.method.isin(["ga", "ga_kl"])].groupby(["method", "steps"]).mean(numeric_only=True)
 for m in ("ga", "ga_kl"):
     first, last = s.loc[m].iloc[0], s.loc[m].iloc[-1]
-    claims.append(("tiny", f"{m}: diversity falls as steps grow", bool(last["diversity"] < first["diversity"])))
-    claims.append(("tiny", f"{m}: perplexity rises as steps grow", bool(last["fluency"] > first["fluency"])))
+    claims.append((MODEL, f"{m}: diversity falls as steps grow", bool(last["diversity"] < first["diversity"])))
+    claims.append((MODEL, f"{m}: perplexity rises as steps grow", bool(last["fluency"] > first["fluency"])))
 t2 = table2.set_index("method")
 for ablation in TABLE2_METHODS[1:]:
-    claims.append(("tiny", f"removing it hurts SIU ({ablation}: lower generality EM or specificity)",
+    claims.append((MODEL, f"removing it hurts SIU ({ablation}: lower generality EM or specificity)",
                    bool(t2.loc[ablation, "generality_em"] < t2.loc["siu", "generality_em"]
                         or t2.loc[ablation, "specificity"] < t2.loc["siu", "specificity"])))
 f4 = fig4_runs.pivot_table(index="concept", columns="method", values="generality_em", sort=False)
 best = int((f4["siu"] >= f4[[m for m in FIG4_METHODS if m != "siu"]].max(axis=1)).sum())
-claims.append(("tiny", f"Fig 4: SIU has the highest EM on every further concept ({best} of {len(f4)})",
+claims.append((MODEL, f"Fig 4: SIU has the highest EM on every further concept ({best} of {len(f4)})",
                best == len(f4)))
 claims = pd.DataFrame(claims, columns=["model", "claim", "holds here"])
 claims'''),
@@ -651,27 +660,28 @@ chain fits its time budget; Table 1's seed spread is in notebook 05).
         code(PARAMETERS, ("parameters",)),
         code(SETUP),
         code('''from dataclasses import replace
-from siu_lib.bench import ensure_synthetic, load_benchmark
-from siu_lib.world import World
-from siu_lib.embedded import ensure_pretrained
-from siu_lib.models import load_model
-from siu_lib.evaluate import EvalConfig
-from siu_lib.attacks import ATTACKS, MIA_SCORES, AttackConfig, held_out_identities, roc_points
+from siu_lib.setting import open_setting
+from siu_lib.attacks import ATTACKS, MIA_SCORES, AttackConfig, available_attacks, roc_points
 from siu_lib.runs import RunSpec, attack_one
 from siu_lib.results import atomic_write_csv
 from siu_lib.tables import TABLE1_METHODS, TABLE4_ORDER, plus_minus, table4
 from siu_lib.progress import progress_bar
-world = World(profile.world)
-bench = load_benchmark(ensure_synthetic(profile.world))
-eval_cfg = EvalConfig(n_generality_images=min(20, profile.eval_images))
+setting = open_setting(profile)
+bench, fake_names, MODEL, options = setting.bench, setting.fake_names, setting.main_model, setting.run_options
+eval_cfg = setting.eval_config(20)
 attack_cfg = AttackConfig()
-concepts = [c.concept_id for c in bench.concepts[:profile.unlearn_concepts]]
-nonmembers = held_out_identities(world, 8, attack_cfg.nonmember_images)
-models = {size: load_model(ensure_pretrained(profile.world, profile.models[size], profile.pretrain[size]))
-          for size in profile.models}
-reference_checkpoint = ensure_pretrained(profile.world, profile.models["tiny"],
-                                         replace(profile.pretrain["tiny"], withheld=tuple(concepts)))
-reference, _ = load_model(reference_checkpoint)
+concepts = setting.concept_ids(profile.unlearn_concepts)
+setting.check_images(concepts)
+nonmembers = setting.nonmembers(8, attack_cfg.nonmember_images)  # none for a real model: no AUC form
+attacks = [a for a in ATTACKS if a in available_attacks(bench, concepts[0], nonmembers)]
+models = setting.models()
+reference = None  # the never-seen reference: only a synthetic world can pre-train one
+if setting.synthetic:
+    from siu_lib.embedded import ensure_pretrained
+    from siu_lib.models import load_model
+    reference_checkpoint = ensure_pretrained(profile.world, profile.models[MODEL],
+                                             replace(profile.pretrain[MODEL], withheld=tuple(concepts)))
+    reference, _ = load_model(reference_checkpoint)
 print(attack_cfg)
 seeds = profile.seeds[:1]
 print("concepts", concepts, "seeds", list(seeds), "| non-members:", [m.name for m in nonmembers])'''),
@@ -680,17 +690,17 @@ print("concepts", concepts, "seeds", list(seeds), "| non-members:", [m.name for 
 for size in models:
     for cid in concepts:
         jobs.append((size, cid, "original", 0, 0))
-        if size == "tiny":
+        if reference is not None and size == MODEL:
             jobs.append((size, cid, "never_seen", 0, 0))
         jobs += [(size, cid, m, seed, 6) for m in TABLE1_METHODS for seed in seeds]
 rows, curves = [], []
 for size, cid, method, seed, steps in progress_bar(jobs, desc="attack runs"):
     model, processor = models[size]
-    row, report = attack_one(RunSpec(size, cid, method, seed, steps), model, processor, bench, world.fake_names,
+    row, report = attack_one(RunSpec(size, cid, method, seed, steps), model, processor, bench, fake_names,
                              profile.unlearn, eval_cfg, attack_cfg, nonmembers, profile.name,
-                             model=reference if method == "never_seen" else None)
+                             model=reference if method == "never_seen" else None, **options)
     rows.append(row)
-    for score in MIA_SCORES:
+    for score in [s for s in MIA_SCORES if f"mia_auc_{s}" in report.metrics]:
         result = report.metrics[f"mia_auc_{score}"]
         fpr, tpr = roc_points(result.details["labels"], result.per_example)
         curves += [{"model": size, "method": method, "score": score, "fpr": f, "tpr": t} for f, t in zip(fpr, tpr)]
@@ -699,25 +709,29 @@ atomic_write_csv(RESULTS / "table4_runs.csv", runs)
 runs.groupby(["model", "method"], sort=False)[["train_seconds", "attack_seconds"]].mean().round(1)''',
              ignore="wall time on this machine"),
         md("## Table 4\nMean ± std over runs (concepts, seed 0). Lower is better in every column; the never-seen row is what forgetting can reach."),
-        code('''table = table4(runs, list(ATTACKS))
+        code('''table = table4(runs, attacks)
 atomic_write_csv(RESULTS / "table4.csv", table)
-assert not table[list(ATTACKS)].isna().any().any(), "an attack gave no value"
+assert not table[attacks].isna().any().any(), "an attack gave no value"
 with pd.option_context("display.max_columns", None, "display.width", 250):
-    fractions = [c for c in ATTACKS if c.startswith("mia_")]  # ROUGE-L and AUCs; the rest are %
-    display(plus_minus(table, fractions, digits=3).join(plus_minus(table, [c for c in ATTACKS if c not in fractions])))
+    fractions = [c for c in attacks if c.startswith("mia_")]  # ROUGE-L and AUCs; the rest are %
+    display(plus_minus(table, fractions, digits=3).join(plus_minus(table, [c for c in attacks if c not in fractions])))
     display(table[["model", "method", "runs", "mia_kept", "mia_counted"]])'''),
-        md("## Membership inference as ROC curves\nThe mean curve over each method's runs (the Min-K%++ score); `table4_roc.csv` has every score."),
+        md("## Membership inference as ROC curves\nThe mean curve over each method's runs (the Min-K%++ score); `table4_roc.csv` has every score. Only where there are non-members (a synthetic world's held-out identities)."),
         code('''from siu_lib.plots import plot_roc, plot_perturbation_leaks
-roc = (pd.DataFrame(curves).groupby(["model", "method", "score", "fpr"], sort=False)["tpr"].mean().reset_index())
-atomic_write_csv(RESULTS / "table4_roc.csv", roc)
-fig = plot_roc(roc, "min_k_pp")
-save_figure(fig, FIGURES / "table4_roc.png")'''),
+if curves:
+    roc = (pd.DataFrame(curves).groupby(["model", "method", "score", "fpr"], sort=False)["tpr"].mean().reset_index())
+    atomic_write_csv(RESULTS / "table4_roc.csv", roc)
+    fig = plot_roc(roc, "min_k_pp")
+    save_figure(fig, FIGURES / "table4_roc.png")
+else:
+    print(f"{profile.name}: no non-members, so no ROC curve")'''),
         md("## Leak rate per jailbreak and perturbation"),
         code('''leaks = ["leak_none", "leak_crop", "leak_grayscale", "leak_noise", "leak_flip", "leak_resize", "leak_group",
          "paraphrase_leak", "multilingual_leak", "multihop_asr"]
 labels = ["as is", "crop", "grayscale", "noise", "flip", "resize", "beside\\nanother", "paraphrase",
           "second\\nlanguage", "multi-hop"]
-fig = plot_perturbation_leaks(table, leaks, labels)
+shown = [(leak, label) for leak, label in zip(leaks, labels) if leak in attacks]
+fig = plot_perturbation_leaks(table, [leak for leak, _ in shown], [label for _, label in shown])
 save_figure(fig, FIGURES / "table4_perturbations.png")'''),
         md("## Our numbers against the paper's claims\nT4-mia: SIU's outputs are the least similar to the original's (lowest MIA ROUGE-L). T4-jb: SIU resists the multilingual and multi-hop jailbreaks (lowest leak and success rates). Computed from the table above; nothing typed by hand."),
         code('''claims = []
@@ -748,9 +762,13 @@ photo of A and B, and who is in B's own generality images (`siu_lib.cases`).
 
 **Cases.** Every method's answers on the same generality images and prompts, read back from the
 Table 1 runs of notebook 04 (no model is trained here for them).
+
+*Needs the synthetic world* (the group photos of its identities): the chain skips this notebook under a paper-scale profile (`llava-7b`, `llava-13b`), and run by hand there it stops at its first step.
 """),
         code(PARAMETERS, ("parameters",)),
         code(SETUP),
+        code('''from siu_lib.scale import require_synthetic
+require_synthetic(profile, "notebook 07")'''),
         code('''from siu_lib.bench import ensure_synthetic, load_benchmark
 from siu_lib.world import World
 from siu_lib.embedded import ensure_pretrained
@@ -813,8 +831,9 @@ its own fake name and token mask; the vocabulary mask the union of the names), w
 passes over the merged data as a single-concept run gives its own (`k` × 6 steps for `k`
 concepts). Beyond the paper, the same concepts as requests one after another, each unlearned
 with 6 steps from the model the previous request left. The curve runs over 1, 5, 10 and 20
-concepts on `tiny`, seed 0, each forgotten concept measured on 10 of its generality images
-(`siu_lib.multi`).
+concepts on `tiny` (a paper-scale profile's own model), seed 0, each forgotten concept measured
+on 10 of its generality images (`siu_lib.multi`). Each run trains a copy of the model: at paper
+scale that is a second set of weights on the GPU.
 
 With every concept forgotten, no other concept is left to recognise: specificity is then the
 general visual QA and the concepts' text facts (no forgotten concept is asked to be recognised
@@ -822,22 +841,19 @@ or verified). The paper reports SIU's specificity falling to 24.9% with all 20 c
 """),
         code(PARAMETERS, ("parameters",)),
         code(SETUP),
-        code('''from siu_lib.bench import ensure_synthetic, load_benchmark
-from siu_lib.world import World
-from siu_lib.embedded import ensure_pretrained
-from siu_lib.models import load_model
-from siu_lib.evaluate import EvalConfig
+        code('''from siu_lib.setting import open_setting
 from siu_lib.results import atomic_write_csv
 from siu_lib.multi import TABLE3_METRICS, multi_concept_runs
 from siu_lib.tables import TABLE1_METHODS
-world = World(profile.world)
-bench = load_benchmark(ensure_synthetic(profile.world))
-model, processor = load_model(ensure_pretrained(profile.world, profile.models["tiny"], profile.pretrain["tiny"]))
+setting = open_setting(profile)
+bench, fake_names, MODEL = setting.bench, setting.fake_names, setting.main_model
+setting.check_images(setting.concept_ids(max(profile.multi_counts)))
+model, processor = setting.model(MODEL)
 # 10 generality images per forgotten concept (200 answers of each prompt set at 20 concepts)
-eval_cfg = EvalConfig(n_generality_images=min(10, profile.eval_images))
+eval_cfg = setting.eval_config(10)
 print("concepts forgotten:", list(profile.multi_counts))'''),
-        code('''multi = multi_concept_runs("tiny", model, processor, bench, world.fake_names, TABLE1_METHODS,
-                           profile.unlearn, eval_cfg, profile.multi_counts)
+        code('''multi = multi_concept_runs(MODEL, model, processor, bench, fake_names, TABLE1_METHODS, profile.unlearn,
+                           eval_cfg, profile.multi_counts, training_args=setting.run_options["training_args"])
 atomic_write_csv(RESULTS / "multi_concept_runs.csv", multi)
 multi[["method", "concepts", "mode", "steps", "records", "train_seconds"]]''', ignore="wall time on this machine"),
         md("## Table 3: every concept of the profile unlearned at once\nThe mean over the forgotten concepts; the specificity ratio is to the original model on the same items."),
@@ -859,7 +875,7 @@ claims = pd.DataFrame([
     ("SIU >= every baseline on generality EM", bool((t.loc["siu", "generality_em"] >= base["generality_em"]).all())),
     ("SIU >= every baseline on specificity", bool((t.loc["siu", "specificity"] >= base["specificity"]).all())),
     ("SIU's specificity drops from one concept to all", bool(t.loc["siu", "specificity"] < single.loc["siu", "specificity"])),
-], columns=["claim", "holds here"]).assign(model="tiny")[["model", "claim", "holds here"]]
+], columns=["claim", "holds here"]).assign(model=MODEL)[["model", "claim", "holds here"]]
 claims'''),
         code('''from siu_lib.tables import verdict_text
 print(verdict_text(claims))'''),
@@ -875,9 +891,13 @@ learning rates (the embedded default's × 0.5, 1, 2), and each method's points t
 trade-off between forgetting (generality EM) and keeping the other concepts (their recognition
 over the original's). The never-seen reference (notebook 03) is the ideal point. The table
 gives the best EM each method reaches while keeping the others' recognition ≥ 0.95.
+
+*Needs the synthetic world* (the never-seen reference is its ideal point): the chain skips this notebook under a paper-scale profile (`llava-7b`, `llava-13b`), and run by hand there it stops at its first step.
 """),
         code(PARAMETERS, ("parameters",)),
         code(SETUP),
+        code('''from siu_lib.scale import require_synthetic
+require_synthetic(profile, "notebook 09")'''),
         code('''from siu_lib.bench import ensure_synthetic, load_benchmark
 from siu_lib.world import World
 from siu_lib.embedded import ensure_pretrained
@@ -924,13 +944,11 @@ measured** when a table is missing. Written to `claims.csv`, shown in the README
 """),
         code(PARAMETERS, ("parameters",)),
         code(SETUP),
-        code('''from siu_lib.claims import claims_table
+        code('''from siu_lib.claims import CLAIM_TABLES, claims_table
 from siu_lib.results import atomic_write_csv
-tables = {"table1.csv": pd.read_csv(RESULTS / "table1.csv"), "table2.csv": pd.read_csv(RESULTS / "table2.csv"),
-          "steps.csv": pd.read_csv(RESULTS / "steps.csv"), "fig4_runs.csv": pd.read_csv(RESULTS / "fig4_runs.csv"),
-          "table3.csv": pd.read_csv(RESULTS / "table3.csv"),
-          "multi_concept_runs.csv": pd.read_csv(RESULTS / "multi_concept_runs.csv"),
-          "table4.csv": pd.read_csv(RESULTS / "table4.csv"), "butterfly.csv": pd.read_csv(RESULTS / "butterfly.csv")}
+# every table a claim reads; one a profile does not make (the butterfly effect needs group photos
+# of a synthetic world) leaves its claim "not measured"
+tables = {name: pd.read_csv(RESULTS / name) for name in CLAIM_TABLES if (RESULTS / name).is_file()}
 claims = claims_table(tables)
 atomic_write_csv(RESULTS / "claims.csv", claims)
 with pd.option_context("display.max_colwidth", None):
@@ -956,21 +974,22 @@ Markdown(tables_md.read_text())'''),
 #: what each notebook reads and writes, for the chain's resume (``siu_lib.chain``): files of the
 #: profile's results folder (``reads``, ``writes``) and of its figures folder (``figures``)
 NOTEBOOK_IO = {
-    "01_build_mmubench.ipynb": {"figures": ["contact_sheet.png"]},
-    "02_pretrain_embedded_mllm.ipynb": {"writes": ["pretrain.csv"], "figures": ["pretrain_loss.png"]},
-    "03_unlearn_siu.ipynb": {"writes": ["siu_targets.csv", "never_seen.csv"],
+    "01_build_mmubench.ipynb": {"figures": ["contact_sheet.png"], "synthetic": True},
+    "02_pretrain_embedded_mllm.ipynb": {"writes": ["pretrain.csv"], "figures": ["pretrain_loss.png"], "synthetic": True},
+    "03_unlearn_siu.ipynb": {"writes": ["siu_targets.csv", "never_seen.csv"], "synthetic_files": ["never_seen.csv"],
                              "figures": ["fig1_pipeline.png", "siu_loss_terms.png"]},
     "04_run_baselines.ipynb": {"writes": ["table1_runs.csv", "steps.csv", "table2_runs.csv", "fig4_runs.csv"]},
     "05_evaluate.ipynb": {"reads": ["table1_runs.csv", "steps.csv", "table2_runs.csv", "fig4_runs.csv"],
                           "writes": ["table1.csv", "table7.csv", "table2.csv"],
                           "figures": ["fig2_3_steps.png", "fig4_em_per_concept.png"]},
     "06_attacks.ipynb": {"writes": ["table4_runs.csv", "table4.csv", "table4_roc.csv"],
-                         "figures": ["table4_roc.png", "table4_perturbations.png"]},
+                         "figures": ["table4_roc.png", "table4_perturbations.png"],
+                         "synthetic_files": ["table4_roc.csv", "table4_roc.png"]},
     "07_cases.ipynb": {"reads": ["table1_runs.csv"], "writes": ["butterfly_runs.csv", "butterfly.csv", "cases.csv"],
-                       "figures": ["butterfly_case.png", "cases.png"]},
+                       "figures": ["butterfly_case.png", "cases.png"], "synthetic": True},
     "08_multi_concept.ipynb": {"writes": ["multi_concept_runs.csv", "table3.csv"], "figures": ["table3_curve.png"]},
     "09_frontiers.ipynb": {"reads": ["never_seen.csv"], "writes": ["frontier_runs.csv", "frontiers.csv", "frontier_best.csv"],
-                           "figures": ["frontiers.png"]},
+                           "figures": ["frontiers.png"], "synthetic": True},
     "10_paper_claims.ipynb": {"reads": ["table1.csv", "table2.csv", "steps.csv", "fig4_runs.csv", "table3.csv",
                                        "multi_concept_runs.csv", "table4.csv", "butterfly.csv", "table1_runs.csv",
                                        "table2_runs.csv", "table4_runs.csv", "table7.csv", "frontier_runs.csv",
@@ -988,7 +1007,8 @@ def build() -> list[Path]:
         nb = new_notebook(cells=cells, metadata={
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
             "language_info": {"name": "python"},
-            "siu": {key: NOTEBOOK_IO[name].get(key, []) for key in ("reads", "writes", "figures")}})
+            "siu": {**{key: NOTEBOOK_IO[name].get(key, []) for key in ("reads", "writes", "figures", "synthetic_files")},
+                    "synthetic": NOTEBOOK_IO[name].get("synthetic", False)}})
         path = ROOT / "notebooks" / name
         nbformat.write(nb, path)
         out.append(path)

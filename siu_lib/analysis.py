@@ -34,18 +34,18 @@ def _original_row(report: EvalReport, concept_id: str, bench: Benchmark,
 def siu_target_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
                     fake_names: Sequence[str], train_cfg: TrainConfig, eval_cfg: EvalConfig,
                     concept_ids: Sequence[str], seeds: Sequence[int], profile: str | None = None,
-                    progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+                    progress: bool = True, **run_options: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The targets protocol: SIU on every concept x seed with ``train_cfg`` (its ``steps``),
     evaluated with ``eval_cfg``. Returns ``(rows, originals)``: one :func:`run_one` row per
     run, and one row per concept of the original model (``concept``, ``recognition`` of the
     other concepts, ``diversity``, ``factual_retention``, the EM split and the
     :func:`open_kind_columns`), the reference of :func:`siu_targets`. With ``profile`` the runs' JSONs are written (see :func:`run_path`:
     their names do not cover the checkpoint, so pass ``None`` for a checkpoint other than the
-    profile's own)."""
+    profile's own). ``run_options`` (``share_base``, ``training_args``) go to :func:`run_one`."""
     reports = {cid: original_report(original, processor, bench, cid, eval_cfg) for cid in concept_ids}
     bar = progress_bar(total=len(concept_ids) * len(seeds), desc=f"SIU {model_name}", progress=progress)
     rows = _siu_runs(model_name, original, processor, bench, fake_names, train_cfg, eval_cfg,
-                     reports, seeds, profile, None, bar)
+                     reports, seeds, profile, None, bar, **run_options)
     bar.close()
     return pd.DataFrame(rows), _originals_table(reports, bench, fake_names)
 
@@ -53,15 +53,16 @@ def siu_target_runs(model_name: str, original: Any, processor: Any, bench: Bench
 def _siu_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
               fake_names: Sequence[str], train_cfg: TrainConfig, eval_cfg: EvalConfig,
               reports: dict[str, EvalReport], seeds: Sequence[int], profile: str | None,
-              method_config: Any, bar: Any) -> list[dict[str, Any]]:
+              method_config: Any, bar: Any, **run_options: Any) -> list[dict[str, Any]]:
     """The :func:`run_one` rows of SIU at ``train_cfg`` (its ``steps``) on every concept of
-    ``reports`` (the original's report of each, in order) x ``seeds``; ``bar`` counts them."""
+    ``reports`` (the original's report of each, in order) x ``seeds``; ``bar`` counts them;
+    ``run_options`` go to :func:`run_one`."""
     rows = []
     for cid, oe in reports.items():
         for seed in seeds:
             rows.append(run_one(RunSpec(model_name, cid, "siu", seed, train_cfg.steps), original,
                                 processor, bench, fake_names, train_cfg, eval_cfg, oe, profile,
-                                method_config))
+                                method_config, **run_options))
             bar.update(1)
     return rows
 

@@ -2,7 +2,9 @@
 
 ``python -m siu_lib.chain --profile smoke [--set "world_seed=11"] [--force]`` (what
 ``make reproduce`` calls) runs ``notebooks/NN_*.ipynb`` in order and writes each executed
-notebook to ``notebooks/executed/<profile name>/``. It stops at the first notebook that fails,
+notebook to ``notebooks/executed/<profile name>/``. A paper-scale profile (``--profile
+llava-7b``, :mod:`siu_lib.scale`) runs the same notebooks on a real LLaVA checkpoint and the
+``paper`` instance, and skips those that need a synthetic world (they declare it). It stops at the first notebook that fails,
 naming it and its failing cell, and prints each notebook's wall time at the end.
 
 **Resume.** After a notebook has run, a record of its inputs (:func:`fingerprint`) is written
@@ -18,7 +20,9 @@ reruns without redoing the work it had finished. ``--force`` reruns every notebo
 
 **What a notebook reads and writes** is declared in its metadata (``metadata["siu"]``, written
 by ``scripts/build_notebooks.py``): ``reads`` and ``writes`` name files of the profile's
-results folder, ``figures`` files of its figures folder.
+results folder, ``figures`` files of its figures folder; ``synthetic`` (true) says the notebook
+needs a synthetic world (pre-training, the never-seen reference, group photos), and
+``synthetic_files`` names what it writes only where there is one.
 
 **Executed notebooks for readers.** The executed copies carry the notebook's outputs without
 what churns from run to run: papermill's and the kernel's timestamps and durations are removed,
@@ -71,12 +75,23 @@ def chain_notebooks(folder: Path = NOTEBOOKS_DIR, only: str | None = None) -> li
     return [p for p in every if p in chosen]
 
 
+def _siu_metadata(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8")).get("metadata", {}).get("siu", {})
+
+
 def notebook_io(path: Path) -> dict[str, list[str]]:
     """What a notebook declares it reads and writes (``metadata["siu"]``): ``reads`` and
-    ``writes`` (file names in the profile's results folder) and ``figures`` (in its figures
-    folder); empty lists where it declares nothing."""
-    meta = json.loads(Path(path).read_text(encoding="utf-8")).get("metadata", {}).get("siu", {})
-    return {key: list(meta.get(key, [])) for key in ("reads", "writes", "figures")}
+    ``writes`` (file names in the profile's results folder), ``figures`` (in its figures
+    folder) and ``synthetic_files`` (those of its writes and figures made only where there is a
+    synthetic world); empty lists where it declares nothing."""
+    meta = _siu_metadata(path)
+    return {key: list(meta.get(key, [])) for key in ("reads", "writes", "figures", "synthetic_files")}
+
+
+def needs_synthetic(path: Path) -> bool:
+    """Whether a notebook declares that it needs a synthetic world (``metadata["siu"]
+    ["synthetic"]``): the chain skips it under a paper-scale profile."""
+    return bool(_siu_metadata(path).get("synthetic", False))
 
 
 def _sha256(data: bytes) -> str:
@@ -223,9 +238,11 @@ def _read_stamp(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _missing_outputs(path: Path, results: Path, figures: Path, executed: Path) -> list[str]:
+def _missing_outputs(path: Path, results: Path, figures: Path, executed: Path, synthetic: bool = True) -> list[str]:
     io = notebook_io(path)
-    wanted = [results / n for n in io["writes"]] + [figures / n for n in io["figures"]] + [executed]
+    skip = set() if synthetic else set(io["synthetic_files"])
+    wanted = ([results / n for n in io["writes"] if n not in skip]
+              + [figures / n for n in io["figures"] if n not in skip] + [executed])
     return [_shown(p) for p in wanted if not p.is_file()]
 
 
@@ -243,9 +260,11 @@ def run_chain(profile_name: str | None = None, overrides: str | None = "", force
               notebooks: list[Path] | None = None, log: Callable[[str], None] = print,
               progress: bool = True, execute: Callable[..., None] | None = None,
               out_root: Path | None = None) -> list[StepResult]:
-    """Run the chain's notebooks for a profile with ``overrides`` (:func:`siu_lib.profiles.get_profile`;
-    checked before anything runs), skipping each whose inputs are unchanged (see the module's
-    documentation) unless ``force``. Returns what happened to each notebook.
+    """Run the chain's notebooks for a profile with ``overrides`` (an embedded or a paper-scale
+    profile, :func:`siu_lib.scale.resolve_profile`; checked before anything runs), skipping each
+    whose inputs are unchanged (see the module's documentation) unless ``force``, and, under a
+    paper-scale profile, each that needs a synthetic world. Returns what happened to each
+    notebook.
 
     :class:`ChainError` naming the notebook, its failing cell and the error when a notebook
     fails; the notebooks after it do not run, and its executed copy with the error is left at
@@ -256,10 +275,11 @@ def run_chain(profile_name: str | None = None, overrides: str | None = "", force
     profile says)."""
     import nbformat
 
-    from .profiles import get_profile
     from .results import run_metadata
+    from .scale import is_synthetic, resolve_profile
 
-    profile = get_profile(profile_name, overrides)
+    profile = resolve_profile(profile_name, overrides)
+    synthetic = is_synthetic(profile)
     os.environ["SIU_PROGRESS"] = "off"  # executed notebooks carry results, not progress bars
     execute = execute or _execute
     folders = ChainFolders.of(profile.name, out_root)
@@ -270,12 +290,16 @@ def run_chain(profile_name: str | None = None, overrides: str | None = "", force
     inputs = run_inputs(profile)  # what every notebook shares, hashed once for the run
     done: list[StepResult] = []
     for path in notebooks if notebooks is not None else chain_notebooks():
+        if not synthetic and needs_synthetic(path):
+            done.append(StepResult(path.name, "skipped", 0.0, "needs a synthetic world"))
+            log(f"== {path.name}: skipped (needs a synthetic world; {profile.name} runs a real model)")
+            continue
         executed = executed_dir / path.name
         stamp_file = work / f"{path.stem}.json"
         stamp = _read_stamp(stamp_file)
         now = fingerprint(path, profile, results, inputs)
         reason = "forced" if force else rerun_reason(stamp, now)
-        missing = _missing_outputs(path, results, figures, executed)
+        missing = _missing_outputs(path, results, figures, executed, synthetic)
         if reason is None and missing:
             reason = f"{missing[0]} is missing"
         if reason is None:
@@ -370,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     """Command line of the chain (``make reproduce``)."""
     parser = argparse.ArgumentParser(prog="python -m siu_lib.chain", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default=os.environ.get("SIU_PROFILE", "default"),
-                        help="default or smoke (default: $SIU_PROFILE or default)")
+                        help="default, smoke, or a paper-scale profile (llava-7b, llava-13b) "
+                             "(default: $SIU_PROFILE or default)")
     parser.add_argument("--set", dest="overrides", default=os.environ.get("SIU_SET", ""),
                         help='overrides for this run, e.g. "world_seed=11 pretrain.tiny.steps=100"')
     parser.add_argument("--force", action="store_true", help="rerun every notebook")

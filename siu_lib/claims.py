@@ -245,6 +245,10 @@ CHECKS: dict[str, tuple[tuple[str, ...], Callable[..., tuple[str, str]]]] = {
 }
 
 
+#: every result file a claim reads (:data:`CHECKS`)
+CLAIM_TABLES = tuple(sorted({f for files, _ in CHECKS.values() for f in files}))
+
+
 def claims_table(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """``claims.csv``: one row per claim of :data:`CLAIMS` (``id``, ``claim``, ``paper``: the
     paper's number or "qualitative", ``ours``, ``verdict``) from the result tables by file name
@@ -265,8 +269,7 @@ def claims_table(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 def paper_claims(results: str | Path) -> pd.DataFrame:
     """:func:`claims_table` of the result files found in the folder ``results``."""
     results = Path(results)
-    names = sorted({f for files, _ in CHECKS.values() for f in files})
-    return claims_table({f: pd.read_csv(results / f) for f in names if (results / f).is_file()})
+    return claims_table({f: pd.read_csv(results / f) for f in CLAIM_TABLES if (results / f).is_file()})
 
 
-__all__ = ["BASELINES", "CHECKS", "CLAIMS", "VERDICTS", "claims_table", "paper_claims", "verdict"]
+__all__ = ["BASELINES", "CHECKS", "CLAIM_TABLES", "CLAIMS", "VERDICTS", "claims_table", "paper_claims", "verdict"]

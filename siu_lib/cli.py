@@ -33,7 +33,7 @@ from typing import Any
 import siu_lib  # noqa: F401  (first: pins the CPU code path before torch runs anything)
 
 from .errors import SIUError
-from .setting import check_concept_images, fake_name_pool, load_instance, load_profile_model
+from .setting import check_concept_images, open_setting
 
 
 def _is_main_process() -> bool:
@@ -49,15 +49,14 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     from .train import gathered_weights, unlearn
 
     profile = resolve_profile(args.profile, args.set)
-    bench = load_instance(profile, args.bench)
-    check_concept_images(bench, args.concept)
-    model, processor = load_profile_model(profile, args.model)
-    cid = bench.concept(args.concept).concept_id
-    target = make_target(bench, cid, model, processor, fake_name_pool(profile))
+    setting = open_setting(profile, args.bench, model=args.model)
+    check_concept_images(setting.bench, args.concept)
+    model, processor = setting.model()
+    cid = setting.bench.concept(args.concept).concept_id
+    target = make_target(setting.bench, cid, model, processor, setting.fake_names)
     tcfg = replace(profile.unlearn, seed=args.seed, **({"steps": args.steps} if args.steps else {}))
-    extra = profile.training_args() if hasattr(profile, "training_args") else {}
     result = unlearn(model, processor, target, args.method, train_config=tcfg, grad_accum=args.grad_accum,
-                     training_args=extra or None)
+                     training_args=setting.run_options["training_args"])
     with gathered_weights(result.model):  # whole on the main process under ZeRO-3
         if _is_main_process():
             _write_outputs(args, profile, cid, target, result)

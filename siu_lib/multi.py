@@ -58,14 +58,16 @@ def _evaluated(model: Any, original: Any, processor: Any, bench: Benchmark, ids:
 def multi_concept_runs(model_name: str, original: Any, processor: Any, bench: Benchmark,
                        fake_names: Sequence[str], methods: Sequence[str], train_cfg: TrainConfig,
                        eval_cfg: EvalConfig, counts: Sequence[int], modes: Sequence[str] = MODES,
-                       progress: bool = True) -> pd.DataFrame:
+                       progress: bool = True, training_args: dict[str, Any] | None = None) -> pd.DataFrame:
     """One row per method (``"original"`` first) × count ``k`` × mode (:data:`MODES`): the
     first ``k`` concepts unlearned (module docstring), the mean over them of every Table 1
     metric, the specificity ratio and each specificity task's accuracy, with the ``steps``
     trained (in all), the ``records`` and the seconds. The original model's row for each
     ``k`` is evaluated with the same items. ``train_cfg`` is the single-concept run's. A
     specificity task's column is left out when some count leaves it no item (with every
-    concept forgotten: the others' recognition and yes/no), so no cell is missing."""
+    concept forgotten: the others' recognition and yes/no), so no cell is missing.
+    ``training_args``: the machine's ``TrainingArguments`` fields (:func:`siu_lib.train.unlearn`).
+    Each run trains a deep copy of ``original``."""
     n = len(bench.concepts)
     bad = [k for k in counts if not 1 <= k <= n]
     if bad or not counts:
@@ -88,11 +90,12 @@ def multi_concept_runs(model_name: str, original: Any, processor: Any, bench: Be
             t0 = time.perf_counter()
             if mode == "at_once":
                 tcfg = replace(train_cfg, steps=train_cfg.steps * k)
-                result = unlearn(copy.deepcopy(original), processor, targets, method, train_config=tcfg)
+                result = unlearn(copy.deepcopy(original), processor, targets, method, train_config=tcfg,
+                                 training_args=training_args)
                 model, steps, n_records = result.model, tcfg.steps, len(result.records)
             else:
                 results = unlearn_sequentially(copy.deepcopy(original), processor, targets, method,
-                                               train_config=train_cfg)
+                                               train_config=train_cfg, training_args=training_args)
                 model, steps = results[-1].model, train_cfg.steps * k
                 n_records = sum(len(r.records) for r in results)
             seconds = time.perf_counter() - t0

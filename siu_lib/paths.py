@@ -28,8 +28,9 @@ def cache_dir(kind: str) -> Path:
 
 
 def results_dir(profile: str) -> Path:
-    """``data/results/<profile>/``: aggregated CSV tables (committed for ``default``)."""
-    return REPO_ROOT / "data" / "results" / profile
+    """``data/results/<profile>/``: aggregated CSV tables (committed for ``default``);
+    ``SIU_RESULTS_DIR`` moves the parent folder (a test's chain run writes into its own)."""
+    return Path(os.environ.get("SIU_RESULTS_DIR", REPO_ROOT / "data" / "results")) / profile
 
 
 def repo_relative(path: str | Path) -> str:

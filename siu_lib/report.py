@@ -155,6 +155,13 @@ TABLES_MARKDOWN_READS = ("table1.csv", "table1_runs.csv", "table2.csv", "table2_
                          "frontier_runs.csv", "claims.csv")
 
 
+def _embedded(profile: str) -> bool:
+    """Whether ``profile`` (a name, perhaps with overrides) is an embedded profile."""
+    from .profiles import PROFILES
+
+    return profile.split("+", 1)[0].removesuffix("-native") in PROFILES
+
+
 def tables_markdown(results: str | Path, profile: str = "default") -> str:
     """Every table of the profile's ``results`` folder as one Markdown document, in the paper's
     layout, each with its caption and protocol; a table whose CSV is missing is named as not
@@ -163,8 +170,9 @@ def tables_markdown(results: str | Path, profile: str = "default") -> str:
     parts = [f"# Tables of the `{profile}` profile\n",
              "Written by notebook 10 from the CSVs of `data/results/" + profile + "/` (do not edit: "
              "`make reproduce` rewrites it). Mean ± std over runs; the `(paper)` rows hold the paper's only "
-             "known numbers (`05-paper-claims.md`), \"–\" where the paper gives none. The embedded "
-             "`tiny` and `small` models stand in for LLaVA-1.5-7B and -13B.\n"]
+             "known numbers (`05-paper-claims.md`), \"–\" where the paper gives none."
+             + (" The embedded `tiny` and `small` models stand in for LLaVA-1.5-7B and -13B."
+                if _embedded(profile) else "") + "\n"]
 
     def section(title: str, caption: str, body: str | None) -> None:
         parts.append(f"## {title}\n\n{caption}\n\n{body if body is not None else '*Not produced: run the chain.*'}\n")
@@ -183,10 +191,10 @@ def tables_markdown(results: str | Path, profile: str = "default") -> str:
     if t3 is not None:
         k, steps = int(t3["concepts"].max()), int(t3["steps"].max())
     section("Table 3: every concept unlearned at once",
-            "`tiny`, seed 0" + (f", {k} concepts merged into one run of {steps} steps" if t3 is not None else "")
+            (f"`{t3['model'].iloc[0]}`" if t3 is not None else "One model") + ", seed 0" + (f", {k} concepts merged into one run of {steps} steps" if t3 is not None else "")
             + ". With every concept forgotten, no other concept is left to recognise: specificity is the "
             "general visual QA and the concepts' text facts. The paper: SIU's specificity falls to 24.9%.",
-            None if t3 is None else method_rows(t3.assign(model="tiny"), (*TABLE1_COLUMNS, *TABLE7_COLUMNS[2:]),
+            None if t3 is None else method_rows(t3, (*TABLE1_COLUMNS, *TABLE7_COLUMNS[2:]),
                                                 "table3", by_model=False))
     t4 = _read(results, "table4.csv")
     section("Table 4: membership inference and jailbreaks",

@@ -130,18 +130,20 @@ def report_row(model_name: str, method: str, steps: int, seed: int, report: Eval
 def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
             fake_names: Sequence[str], train_cfg: TrainConfig, eval_cfg: EvalConfig,
             original_eval: EvalReport, profile: str | None = None,
-            method_config: Any = None, share_base: bool = False) -> dict[str, Any]:
+            method_config: Any = None, share_base: bool = False,
+            training_args: dict[str, Any] | None = None) -> dict[str, Any]:
     """Unlearn, evaluate and (with ``profile``) write the per-run JSON; return the table row.
 
     ``method_config`` replaces the registered method's config (its data seed is set to the
     run's seed, as the registered one's is). The original model is left as it was: the run
     trains a deep copy, or with ``share_base`` and LoRA (a real model, where a second copy
     costs its whole size) adapters put into it and taken out again after the evaluation
-    (:func:`unlearned_model`)."""
+    (:func:`unlearned_model`). ``training_args``: the machine's ``TrainingArguments`` fields
+    (:func:`siu_lib.train.unlearn`; a paper-scale profile's gradient checkpointing)."""
     tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
     t0 = time.perf_counter()
     with unlearned_model(spec, original, processor, bench, fake_names, train_cfg, method_config,
-                         share_base) as (result, reference):
+                         share_base, training_args) as (result, reference):
         t1 = time.perf_counter()
         report = evaluate_unlearning(result.model, reference, processor, bench, spec.concept_id, eval_cfg,
                                      original_specificity=original_eval.specificity_accuracy)
@@ -159,23 +161,26 @@ def run_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
 
 
 def _unlearned(spec: RunSpec, original: Any, processor: Any, bench: Benchmark, fake_names: Sequence[str],
-               train_cfg: TrainConfig, method_config: Any = None, share_base: bool = False) -> Any:
+               train_cfg: TrainConfig, method_config: Any = None, share_base: bool = False,
+               training_args: dict[str, Any] | None = None) -> Any:
     """The :class:`~siu_lib.train.UnlearnResult` of ``spec``: ``original`` trained with
     ``train_cfg`` at the spec's steps and seed (and ``method_config`` with the spec's seed), the
     one training :func:`run_one` and :func:`attack_one` share. A deep copy of ``original`` is
     trained, unless ``share_base`` and the run uses LoRA: then the adapters go into ``original``
     itself (:func:`unlearned_model` takes them out again; should the training raise,
-    ``original`` keeps them: load it again)."""
+    ``original`` keeps them: load it again). ``training_args`` go to :func:`~siu_lib.train.unlearn`."""
     target = make_target(bench, spec.concept_id, original, processor, fake_names)
     tcfg = replace(train_cfg, steps=spec.steps, seed=spec.seed)
     mcfg = None if method_config is None else with_seed(method_config, spec.seed)
     model = original if share_base and tcfg.use_lora else copy.deepcopy(original)
-    return unlearn(model, processor, target, spec.method, method_config=mcfg, train_config=tcfg)
+    return unlearn(model, processor, target, spec.method, method_config=mcfg, train_config=tcfg,
+                   training_args=training_args)
 
 
 @contextmanager
 def unlearned_model(spec: RunSpec, original: Any, processor: Any, bench: Benchmark, fake_names: Sequence[str],
-                    train_cfg: TrainConfig, method_config: Any = None, share_base: bool = False):
+                    train_cfg: TrainConfig, method_config: Any = None, share_base: bool = False,
+                    training_args: dict[str, Any] | None = None):
     """Unlearn ``spec`` (:func:`_unlearned`) and yield ``(result, reference)``: the
     :class:`~siu_lib.train.UnlearnResult` and the model to evaluate it against as M0.
 
@@ -184,7 +189,8 @@ def unlearned_model(spec: RunSpec, original: Any, processor: Any, bench: Benchma
     (:class:`~siu_lib.models.AdaptersDisabled`), and on leaving the adapters are taken out
     again (:func:`restore_base`, nothing merged), so ``original`` is M0 as before. Otherwise the result
     holds a trained deep copy and the reference is ``original``."""
-    result = _unlearned(spec, original, processor, bench, fake_names, train_cfg, method_config, share_base)
+    result = _unlearned(spec, original, processor, bench, fake_names, train_cfg, method_config, share_base,
+                        training_args)
     shared = share_base and result.train_config.use_lora
     try:
         yield result, (AdaptersDisabled(result.model) if shared else original)
@@ -246,14 +252,14 @@ def attack_path(profile: str, spec: RunSpec, train_cfg: TrainConfig, eval_cfg: E
 def attack_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
                fake_names: Sequence[str], train_cfg: TrainConfig, eval_cfg: EvalConfig,
                attack_cfg: AttackConfig, nonmembers: Sequence[Identity] = (),
-               profile: str | None = None, model: Any = None,
-               share_base: bool = False) -> tuple[dict[str, Any], EvalReport]:
+               profile: str | None = None, model: Any = None, share_base: bool = False,
+               training_args: dict[str, Any] | None = None) -> tuple[dict[str, Any], EvalReport]:
     """Unlearn as :func:`run_one` does (the same training, so the same model), then run every
     attack that applies (:func:`siu_lib.attacks.available_attacks`) against ``original``;
     with ``profile`` write the per-run JSON (:func:`attack_path`). ``spec.method`` may also be
     ``"original"`` (the original model attacked as it is) or ``"never_seen"`` (``model``, the
-    reference pre-trained without the concept's pictures); neither trains. ``share_base``: as
-    in :func:`run_one`.
+    reference pre-trained without the concept's pictures); neither trains. ``share_base`` and
+    ``training_args``: as in :func:`run_one`.
 
     Returns the Table 4 row (the run's keys, each attack's value, the paper protocol's kept
     and counted pairs, the seconds spent) and the evaluation report (per-example values:
@@ -273,7 +279,7 @@ def attack_one(spec: RunSpec, original: Any, processor: Any, bench: Benchmark,
         report = attacked(original if spec.method == "original" else model, original)
     else:
         with unlearned_model(spec, original, processor, bench, fake_names, train_cfg,
-                             share_base=share_base) as (result, reference):
+                             share_base=share_base, training_args=training_args) as (result, reference):
             history = result.history
             t1 = time.perf_counter()
             report = attacked(result.model, reference)

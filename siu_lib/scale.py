@@ -40,6 +40,8 @@ class ModelProfile:
         model_path: a local folder to load instead ("" = look for ``data/models/<hub name>``,
             then use the hub id).
         instance: the MMUBench instance (``paper``: images supplied by the user).
+        bench_dir: an MMUBench instance folder to use instead of the committed ``paper`` one
+            ("" = ``data/paper``, where the user puts the images).
         unlearn: the training defaults (:data:`PAPER_TRAIN`).
         seeds: unlearning seeds per result (paper: 3).
         dtype: the weights' dtype when loaded (``bfloat16``).
@@ -58,6 +60,7 @@ class ModelProfile:
     hub_id: str
     model_path: str = ""
     instance: str = "paper"
+    bench_dir: str = ""
     unlearn: TrainConfig = field(default_factory=lambda: PAPER_TRAIN)
     seeds: tuple[int, ...] = (0, 1, 2)
     dtype: str = "bfloat16"
@@ -137,4 +140,14 @@ def is_synthetic(profile: Any) -> bool:
     return getattr(profile, "synthetic", True)
 
 
-__all__ = ["MODEL_PROFILES", "PAPER_TRAIN", "ModelProfile", "is_synthetic", "profile_names", "resolve_profile"]
+def require_synthetic(profile: Any, what: str) -> None:
+    """:class:`~siu_lib.errors.ConfigError` naming ``what`` (a notebook, a step) when
+    ``profile`` has no synthetic world: pre-training, the never-seen reference and group photos
+    exist only there (the chain skips the notebooks that need one)."""
+    if not is_synthetic(profile):
+        raise ConfigError(f"{what} needs the synthetic world of an embedded profile; profile "
+                          f"{profile.name!r} runs a real model (the chain skips it there)")
+
+
+__all__ = ["MODEL_PROFILES", "PAPER_TRAIN", "ModelProfile", "is_synthetic", "profile_names", "require_synthetic",
+           "resolve_profile"]

@@ -7,7 +7,7 @@ pre-trains (or loads the cached) checkpoints of its model sizes; a paper-scale p
 user supplies, and loads its LLaVA checkpoint. :func:`open_setting` gives either as one
 :class:`Setting`, so the same code runs under both; what only a synthetic world has
 (pre-training, the never-seen reference, group photos) is behind :attr:`Setting.synthetic`.
-The ``siu`` command line loads its runs through the same functions.
+The notebooks and the ``siu`` command line both load through it.
 """
 
 from __future__ import annotations
@@ -21,14 +21,16 @@ from .errors import BenchmarkError, UnknownNameError
 
 def load_instance(profile: Any, bench_dir: str | None = None) -> Any:
     """The MMUBench instance a run uses: ``bench_dir`` when given, else the profile's (the
-    synthetic world's, generated if needed, or the committed ``paper`` manifest)."""
+    synthetic world's, generated if needed; a paper-scale profile's ``bench_dir`` field, or
+    else the committed ``paper`` manifest)."""
     from .bench import ensure_synthetic, load_benchmark
     from .bench.paper import load_paper
     from .scale import is_synthetic
 
+    bench_dir = bench_dir or getattr(profile, "bench_dir", "")
     if bench_dir:
         if not Path(bench_dir).is_dir():
-            raise BenchmarkError(f"--bench {bench_dir!r} is not an MMUBench instance folder")
+            raise BenchmarkError(f"bench folder {bench_dir!r} is not an MMUBench instance folder")
         return load_benchmark(bench_dir, check_images=False)
     if is_synthetic(profile):
         return load_benchmark(ensure_synthetic(profile.world, progress=False))
@@ -93,11 +95,14 @@ class Setting:
         profile: the profile (embedded or paper-scale).
         bench: its MMUBench instance.
         fake_names: the names SIU's target (a) draws from.
+        model_source: a model folder or hub id that replaces the profile's main model
+            (:attr:`main_model`; "" keeps it).
     """
 
     profile: Any
     bench: Any
     fake_names: tuple[str, ...]
+    model_source: str = ""
     _loaded: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -111,8 +116,8 @@ class Setting:
     @property
     def model_names(self) -> list[str]:
         """The models the profile runs: an embedded profile's sizes (``tiny``, ``small``), or
-        the paper-scale profile's own name (``llava-7b``)."""
-        return list(self.profile.models) if self.synthetic else [self.profile.name]
+        the paper-scale profile's own name without its overrides (``llava-7b``)."""
+        return list(self.profile.models) if self.synthetic else [self.profile.name.split("+", 1)[0]]
 
     def model(self, name: str | None = None) -> tuple[Any, Any]:
         """``(model, processor)`` of ``name`` (default: the first of :attr:`model_names`),
@@ -124,8 +129,47 @@ class Setting:
             raise UnknownNameError(f"profile {self.profile.name!r} runs no model {name!r}; "
                                    f"it runs {self.model_names}")
         if name not in self._loaded:
-            self._loaded[name] = load_profile_model(self.profile, size=name if self.synthetic else None)
+            source = self.model_source if name == self.main_model else ""
+            self._loaded[name] = load_profile_model(self.profile, model=source or None,
+                                                    size=name if self.synthetic else None)
         return self._loaded[name]
+
+    @property
+    def main_model(self) -> str:
+        """The model of the protocols that run on one model only (SIU's targets, the step
+        curves, Tables 2 and 3, Fig 4): ``tiny``, or the paper-scale profile's own."""
+        return self.model_names[0]
+
+    @property
+    def run_options(self) -> dict[str, Any]:
+        """What :func:`~siu_lib.runs.run_one` and :func:`~siu_lib.runs.attack_one` need to
+        know of the machine: with a real model, ``share_base`` (no second copy of the weights
+        under LoRA) and the profile's ``training_args`` (gradient checkpointing); with an
+        embedded one, neither (each run trains a deep copy)."""
+        if self.synthetic:
+            return {"share_base": False, "training_args": None}
+        return {"share_base": True, "training_args": self.profile.training_args() or None}
+
+    def eval_config(self, images: int = 20) -> Any:
+        """The :class:`~siu_lib.evaluate.EvalConfig` of an evaluation on at most ``images``
+        generality images per concept (fewer where the profile's ``eval_images`` says so; a
+        paper-scale profile's 0 puts no further limit)."""
+        from .evaluate import EvalConfig
+
+        limit = self.profile.eval_images
+        return EvalConfig(n_generality_images=min(images, limit) if limit else images)
+
+    def nonmembers(self, n: int, n_images: int) -> list[Any]:
+        """The standard membership inference's non-members
+        (:func:`siu_lib.attacks.held_out_identities`): ``n`` identities the synthetic world draws
+        but never shows, ``n_images`` pictures each. A real model has no identities known to be
+        unseen, so a paper-scale profile gets none (its attacks leave the AUC form out)."""
+        if not self.synthetic:
+            return []
+        from .attacks import held_out_identities
+        from .world import World
+
+        return held_out_identities(World(self.profile.world), n, n_images)
 
     def models(self) -> dict[str, tuple[Any, Any]]:
         """Every model of :attr:`model_names`, by name (:meth:`model`)."""
@@ -148,11 +192,11 @@ class Setting:
                                  f"put them in place first (README: Run at paper scale)")
 
 
-def open_setting(profile: Any, bench_dir: str | None = None) -> Setting:
+def open_setting(profile: Any, bench_dir: str | None = None, model: str | None = None) -> Setting:
     """The :class:`Setting` of ``profile``: its instance (``bench_dir`` instead when given,
     :func:`load_instance`) and fake-name pool (:func:`fake_name_pool`); models load on first
-    use."""
-    return Setting(profile, load_instance(profile, bench_dir), tuple(fake_name_pool(profile)))
+    use, the main one from ``model`` (a folder or hub id) when given."""
+    return Setting(profile, load_instance(profile, bench_dir), tuple(fake_name_pool(profile)), model or "")
 
 
 __all__ = ["Setting", "check_concept_images", "fake_name_pool", "load_instance", "load_profile_model",

@@ -533,17 +533,19 @@ def _mean_terms(entries: Sequence[dict[str, float]]) -> dict[str, float]:
 
 def unlearn_sequentially(model: torch.nn.Module, processor: Any, targets: Sequence[UnlearnTarget],
                          method: str = "siu", method_config: Any = None,
-                         train_config: TrainConfig | None = None) -> list[UnlearnResult]:
+                         train_config: TrainConfig | None = None,
+                         training_args: dict[str, Any] | None = None) -> list[UnlearnResult]:
     """Unlearning requests that arrive one after another: each target is unlearned from the
     model the previous request left (its LoRA adapters merged into the weights), with that
     model as the request's reference, as a deployed model would be updated. Returns one
     :class:`UnlearnResult` per request, each holding the model after it (the last one has
-    forgotten every target). ``model`` is modified (pass a copy to keep M0)."""
+    forgotten every target). ``model`` is modified (pass a copy to keep M0). ``training_args``:
+    as in :func:`unlearn`."""
     if not targets:
         raise ConfigError("unlearn_sequentially needs at least one target")
     results = []
     for t in targets:
-        result = unlearn(model, processor, t, method, method_config, train_config)
+        result = unlearn(model, processor, t, method, method_config, train_config, training_args=training_args)
         model = result.model.merge_and_unload() if hasattr(result.model, "merge_and_unload") else result.model
         model.eval()
         results.append(replace(result, model=model))

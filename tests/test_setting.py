@@ -40,9 +40,9 @@ def test_a_paper_scale_profile_gives_the_paper_instance_and_its_checkpoint(micro
     assert not setting.synthetic
     assert setting.bench.name == "paper" and len(setting.bench.concepts) == 20
     assert setting.fake_names == tuple(PAPER_FAKE_NAMES)
-    assert setting.model_names == [profile.name]
+    assert setting.model_names == ["llava-7b"] and profile.name.startswith("llava-7b+")
     model, processor = setting.model()
-    assert setting.model() is setting.models()[profile.name]  # loaded once
+    assert setting.model() is setting.models()["llava-7b"]  # loaded once
     assert next(model.parameters()).dtype == torch.bfloat16
     first = setting.concept_ids(2)
     with pytest.raises(BenchmarkError, match=first[0]) as err:
