@@ -4,8 +4,9 @@
 ``make reproduce`` calls) runs ``notebooks/NN_*.ipynb`` in order and writes each executed
 notebook to ``notebooks/executed/<profile name>/``. A paper-scale profile (``--profile
 llava-7b``, :mod:`siu_lib.scale`) runs the same notebooks on a real LLaVA checkpoint and the
-``paper`` instance, and skips those that need a synthetic world (they declare it). It stops at the first notebook that fails,
-naming it and its failing cell, and prints each notebook's wall time at the end.
+``paper`` instance, and skips those that need a synthetic world (they declare it). It stops
+at the first notebook that fails, naming it and its failing cell, and prints each notebook's
+wall time at the end.
 
 **Resume.** After a notebook has run, a record of its inputs (:func:`fingerprint`) is written
 to ``data/chain/<profile name>/<notebook>.json`` (git-ignored: it describes what this machine

@@ -50,3 +50,45 @@ def test_a_paper_scale_profile_gives_the_paper_instance_and_its_checkpoint(micro
     assert first[1] in str(err.value) and "Run at paper scale" in str(err.value)
     # the protocol fields the notebooks read
     assert (profile.table_concepts, profile.further_concepts, profile.multi_counts) == (5, 8, (1, 5, 10, 20))
+
+
+def test_how_runs_use_memory_and_how_much_they_evaluate_follow_the_kind_of_profile():
+    """An embedded profile trains deep copies with no machine-side arguments and evaluates on
+    its ``eval_images``; a real model shares its weights with the reference under LoRA, uses
+    gradient checkpointing, and has no further limit on generality images unless set."""
+    smoke = open_setting(get_profile("smoke"))
+    assert smoke.main_model == "tiny"
+    assert smoke.run_options == {"share_base": False, "training_args": None}
+    assert smoke.eval_config(20).n_generality_images == min(20, smoke.profile.eval_images)
+    paper = open_setting(resolve_profile("llava-7b"))
+    assert paper.run_options["share_base"] is True
+    assert paper.run_options["training_args"]["activation_checkpointing"] is True
+    assert paper.eval_config(20).n_generality_images == 20 and paper.eval_config(10).n_generality_images == 10
+    limited = open_setting(resolve_profile("llava-7b", "eval_images=5 gradient_checkpointing=false"))
+    assert limited.eval_config(20).n_generality_images == 5
+    assert limited.run_options == {"share_base": True, "training_args": None}
+
+
+def test_non_members_are_identities_the_world_never_shows_and_a_real_model_has_none():
+    smoke = open_setting(get_profile("smoke"))
+    nonmembers = smoke.nonmembers(2, 3)
+    assert len(nonmembers) == 2 and all(len(m.images) == 3 for m in nonmembers)
+    shown = {c.name for c in smoke.bench.concepts} | set(smoke.fake_names)
+    assert not {m.name for m in nonmembers} & shown
+    assert open_setting(resolve_profile("llava-7b")).nonmembers(2, 3) == []
+
+
+def test_a_profile_instance_folder_and_a_model_folder_replace_the_profiles_own(micro, tmp_path):
+    from siu_lib.bench.synthetic import write_synthetic
+
+    instance = write_synthetic(micro.world, tmp_path / "instance", progress=False)
+    setting = open_setting(resolve_profile("llava-7b", f"bench_dir={instance}"))
+    assert setting.bench.root == instance and len(setting.bench.concepts) == len(micro.world.concepts)
+    setting.check_images(setting.concept_ids(len(micro.world.concepts)))  # every image is there
+    with pytest.raises(BenchmarkError, match="nowhere"):
+        open_setting(resolve_profile("llava-7b", f"bench_dir={tmp_path / 'nowhere'}"))
+    folder = tmp_path / "micro"
+    micro.model.save_pretrained(folder)
+    micro.processor.save_pretrained(folder)
+    model, _ = open_setting(get_profile("smoke"), model=str(folder)).model()  # no pre-training
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), micro.model.state_dict().values()))
